@@ -1,0 +1,69 @@
+/**
+ * One error catalogue for the whole service: every failure the API or a job can report has a
+ * stable code, an HTTP status and whether a job that meets it should retry. Codes are part of
+ * the public contract (clients switch on them): add, never rename.
+ */
+export const ERRORS = {
+  // request validation
+  BAD_REQUEST: { status: 400, retry: false, message: 'The request is malformed.' },
+  INVALID_FIELD: { status: 400, retry: false, message: 'A field of the request is invalid.' },
+  LIMIT_TOO_LARGE: { status: 400, retry: false, message: 'limit is above the maximum.' },
+  VECTOR_DIMENSION: { status: 400, retry: false, message: 'The vector has the wrong dimension.' },
+  // uploads and media
+  UPLOAD_MISSING_FILE: { status: 400, retry: false, message: 'The upload has no file part.' },
+  UPLOAD_TOO_LARGE: { status: 413, retry: false, message: 'The upload is larger than the size cap.' },
+  UNSUPPORTED_MEDIA: { status: 415, retry: false, message: 'The file is not a supported video.' },
+  CORRUPT_MEDIA: { status: 422, retry: false, message: 'The file could not be decoded.' },
+  VIDEO_TOO_LONG: { status: 422, retry: false, message: 'The video is longer than the limit.' },
+  VIDEO_TOO_SHORT: { status: 422, retry: false, message: 'The video is too short to encode.' },
+  RESOLUTION_TOO_LARGE: { status: 422, retry: false, message: 'The video resolution is above the limit.' },
+  TOO_MANY_STREAMS: { status: 422, retry: false, message: 'The file has more streams than allowed.' },
+  MEDIA_TIMEOUT: { status: 422, retry: false, message: 'Decoding the file took longer than the limit.' },
+  // resources
+  VIDEO_NOT_FOUND: { status: 404, retry: false, message: 'No video with that id.' },
+  JOB_NOT_FOUND: { status: 404, retry: false, message: 'No job with that id.' },
+  USER_NOT_FOUND: { status: 404, retry: false, message: 'No user with that id.' },
+  // models and store
+  MODEL_INVALID: { status: 500, retry: false, message: 'The model generation is invalid.' },
+  GENERATION_MISMATCH: { status: 500, retry: false, message: 'The store and the configured generation disagree.' },
+  TOWER_MISSING: { status: 501, retry: false, message: 'The generation has no tower for this modality.' },
+  STORE_UNAVAILABLE: { status: 503, retry: true, message: 'The vector store is unavailable.' },
+  QUEUE_UNAVAILABLE: { status: 503, retry: true, message: 'The job queue is unavailable.' },
+  CONFIG_INVALID: { status: 500, retry: false, message: 'The configuration is invalid.' },
+  INTERNAL: { status: 500, retry: true, message: 'Internal error.' },
+} as const satisfies Record<string, { status: number; retry: boolean; message: string }>;
+
+export type ErrorCode = keyof typeof ERRORS;
+
+/** An error with a catalogue code. `field` names the offending request field when there is one. */
+export class AppError extends Error {
+  readonly code: ErrorCode;
+  readonly status: number;
+  readonly retry: boolean;
+  readonly field: string | undefined;
+  readonly details: Record<string, unknown> | undefined;
+
+  constructor(
+    code: ErrorCode,
+    message?: string,
+    opts: { field?: string; cause?: unknown; details?: Record<string, unknown> } = {},
+  ) {
+    super(message ?? ERRORS[code].message, { cause: opts.cause });
+    this.name = 'AppError';
+    this.code = code;
+    this.status = ERRORS[code].status;
+    this.retry = ERRORS[code].retry;
+    this.field = opts.field;
+    this.details = opts.details;
+  }
+}
+
+export function isAppError(err: unknown): err is AppError {
+  return err instanceof AppError;
+}
+
+/** Wraps a cause with what was being attempted and on what: `ffprobe on <id> failed: <cause>`. */
+export function wrap(code: ErrorCode, doing: string, cause: unknown): AppError {
+  const why = cause instanceof Error ? cause.message : String(cause);
+  return new AppError(code, `${doing} failed: ${why}`, { cause });
+}

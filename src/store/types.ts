@@ -1,0 +1,110 @@
+/**
+ * The vector store seam. Two implementations behind this interface: the embedded default
+ * (src/store/embedded.ts, no server) and Qdrant (src/store/qdrant.ts). Collections are per
+ * generation (`items__<gen>`, `segments__<gen>`, `users__<gen>`) behind the aliases
+ * `items`, `segments`, `users`; point ids are UUIDv5 of the video or user id; every write is
+ * an upsert that resolves only once the store has confirmed it.
+ */
+export type VectorName = 'fused' | 'video' | 'audio' | 'text' | 'behaviour';
+export type Modality = 'video' | 'audio' | 'text';
+
+export interface ItemPayload {
+  videoId: string;
+  title: string;
+  description: string;
+  tags: string[];
+  durationS: number;
+  /** Unix milliseconds. */
+  uploadedAt: number;
+  modalities: Modality[];
+  generation: string;
+  sha256: string;
+  externalId?: string | undefined;
+}
+
+export interface ItemPoint {
+  payload: ItemPayload;
+  /** Named vectors; only those that exist are present. */
+  vectors: Partial<Record<VectorName, Float32Array>>;
+}
+
+export interface SegmentPayload {
+  videoId: string;
+  index: number;
+  startS: number;
+  endS: number;
+  modalities: Modality[];
+  generation: string;
+}
+export interface SegmentPoint {
+  payload: SegmentPayload;
+  vectors: Partial<Record<'fused' | 'video' | 'audio', Float32Array>>;
+}
+
+export interface UserPoint {
+  userId: string;
+  vector: Float32Array;
+  /** Unix milliseconds of the newest event folded in. */
+  updatedAt: number;
+  events: number;
+  generation: string;
+}
+
+export interface ItemFilter {
+  tagsAny?: string[];
+  tagsAll?: string[];
+  durationMinS?: number;
+  durationMaxS?: number;
+  uploadedAfter?: number;
+  uploadedBefore?: number;
+  /** Items that have all of these modalities. */
+  modalities?: Modality[];
+  excludeVideoIds?: string[];
+}
+
+export interface SearchRequest {
+  vector: Float32Array;
+  using: VectorName;
+  limit: number;
+  offset?: number;
+  filter?: ItemFilter;
+  /** Return the stored vectors of the hits too (for MMR / dedup). */
+  withVectors?: boolean;
+}
+
+export interface ItemHit {
+  videoId: string;
+  score: number;
+  payload: ItemPayload;
+  vectors?: Partial<Record<VectorName, Float32Array>>;
+}
+export interface SegmentHit {
+  videoId: string;
+  score: number;
+  payload: SegmentPayload;
+}
+
+export interface StoreGeneration {
+  name: string;
+  dim: number;
+}
+
+export interface VectorStore {
+  /** Creates the generation's collections if missing and points the aliases at them when unset. Throws GENERATION_MISMATCH when an alias points at a generation of another dimension. */
+  open(gen: StoreGeneration): Promise<void>;
+  /** Which generation each alias points at, if any. */
+  aliases(): Promise<Partial<Record<'items' | 'segments' | 'users', StoreGeneration>>>;
+  upsertItems(points: ItemPoint[]): Promise<void>;
+  /** Replaces every segment of the videos named in `points`. */
+  upsertSegments(videoId: string, points: SegmentPoint[]): Promise<void>;
+  getItem(videoId: string, withVectors?: boolean): Promise<ItemHit | null>;
+  deleteVideo(videoId: string): Promise<void>;
+  searchItems(req: SearchRequest): Promise<ItemHit[]>;
+  searchSegments(req: SearchRequest & { using: 'fused' | 'video' | 'audio' }): Promise<SegmentHit[]>;
+  countItems(filter?: ItemFilter): Promise<number>;
+  upsertUsers(points: UserPoint[]): Promise<void>;
+  getUser(userId: string): Promise<UserPoint | null>;
+  /** Readiness probe. */
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}
