@@ -1,0 +1,43 @@
+/**
+ * The worker process: one BullMQ Worker per job type, each with the policy table's concurrency and lock, an
+ * `error` listener, and a clean shutdown (workers, then queues, then connections; each step runs even if one
+ * before it failed).
+ */
+import { Worker, type Processor } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { Logger } from '../src/log.ts';
+import type { Config } from '../src/config/index.ts';
+import { JOB_POLICY, JOB_TYPES, assertHandlers, type JobType } from './policy.ts';
+
+export type Handlers = Record<JobType, Processor>;
+
+export interface RunningWorkers {
+  workers: Worker[];
+  close(): Promise<void>;
+}
+
+export function startWorkers(config: Config, connection: Redis, handlers: Handlers, log: Logger,
+  opts: { stalledIntervalMs?: number; lockMs?: number } = {}): RunningWorkers {
+  assertHandlers(handlers);
+  const workers = JOB_TYPES.map((type) => {
+    const policy = JOB_POLICY[type];
+    const concurrency = type === 'ingest' ? config.worker.ingestConcurrency : policy.concurrency;
+    const w = new Worker(policy.queue, handlers[type], {
+      connection, prefix: config.redis.prefix, concurrency,
+      lockDuration: opts.lockMs ?? policy.lockMs,
+      stalledInterval: opts.stalledIntervalMs ?? 30_000,
+      maxStalledCount: 2,
+    });
+    w.on('error', (err) => log.error({ err, queue: policy.queue }, 'worker error'));
+    w.on('failed', (job, err) => log.warn({ jobId: job?.id, queue: policy.queue, err: err.message }, 'job failed'));
+    w.on('completed', (job) => log.info({ jobId: job.id, queue: policy.queue }, 'job completed'));
+    return w;
+  });
+  return {
+    workers,
+    close: async () => {
+      const results = await Promise.allSettled(workers.map((w) => w.close()));
+      for (const r of results) if (r.status === 'rejected') log.error({ err: r.reason }, 'worker close failed');
+    },
+  };
+}

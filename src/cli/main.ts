@@ -1,0 +1,140 @@
+/**
+ * montage serve | worker | start | ingest <file|dir>... | status
+ * Run through npm so the pinned Node 24 is used: `npm run montage -- ingest ./videos`.
+ */
+import { createReadStream } from 'node:fs';
+import { readdir, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { createRuntime, type Runtime } from '../runtime.ts';
+import { buildApp } from '../server/app.ts';
+import { startWorkers, type RunningWorkers } from '../../jobs/worker.ts';
+import { makeIngestProcessor } from '../../jobs/ingest.ts';
+import { storeUpload } from '../server/upload.ts';
+import { admitVideo } from '../videos/service.ts';
+import { isAppError } from '../errors/index.ts';
+
+const USAGE = `usage: montage <command>
+  serve                 the HTTP API (MONTAGE_HOST:MONTAGE_PORT)
+  worker                the ingest worker
+  start                 API and worker in one process (a single machine)
+  ingest <file|dir>...  backfill files or folders through the ingest flow, with a progress bar
+                        [--tags a,b] [--no-worker: only enqueue, a running worker does the work]
+  status                generation, store, queue counts`;
+
+function workers(rt: Runtime): RunningWorkers {
+  return startWorkers(rt.config, rt.redis, { ingest: makeIngestProcessor(rt) }, rt.log);
+}
+
+/** SIGTERM/SIGINT: stop taking work, drain, close in order; a second signal exits at once. */
+function onShutdown(log: Runtime['log'], steps: Array<() => Promise<unknown>>): void {
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) process.exit(1);
+    stopping = true;
+    log.info({ signal }, 'shutting down');
+    for (const step of steps) {
+      try { await step(); } catch (err) { log.error({ err }, 'shutdown step failed'); }
+    }
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+  process.on('SIGINT', () => void stop('SIGINT'));
+}
+
+async function serve(withWorker: boolean): Promise<void> {
+  const rt = await createRuntime({ role: withWorker ? 'all' : 'api' });
+  const app = await buildApp(rt);
+  const w = withWorker ? workers(rt) : null;
+  onShutdown(rt.log, [() => app.close(), async () => w?.close(), () => rt.close()]);
+  await app.listen({ host: rt.config.server.host, port: rt.config.server.port });
+}
+
+async function worker(): Promise<void> {
+  const rt = await createRuntime({ role: 'worker' });
+  const w = workers(rt);
+  onShutdown(rt.log, [() => w.close(), () => rt.close()]);
+}
+
+async function listVideos(inputs: string[]): Promise<string[]> {
+  const out: string[] = [];
+  for (const p of inputs) {
+    const s = await stat(p);
+    if (s.isDirectory()) {
+      const names = (await readdir(p, { recursive: true, withFileTypes: true })).filter((d) => d.isFile());
+      out.push(...names.map((d) => path.join(d.parentPath, d.name)).filter((f) => /\.(mp4|mov|mkv|webm|avi|m4v|ts|ogv|flv)$/i.test(f)).sort());
+    } else out.push(p);
+  }
+  return out;
+}
+
+function bar(done: number, total: number, failed: number, width = 30): string {
+  const n = total ? Math.round((done / total) * width) : width;
+  return `[${'#'.repeat(n)}${'.'.repeat(width - n)}] ${done}/${total} done, ${failed} failed`;
+}
+
+async function ingest(args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { tags: { type: 'string' }, 'no-worker': { type: 'boolean' } } });
+  if (positionals.length === 0) throw new Error('ingest needs at least one file or folder');
+  const files = await listVideos(positionals);
+  const rt = await createRuntime({ role: 'ingest' });
+  const w = values['no-worker'] ? null : workers(rt);
+  const svc = { config: rt.config, catalog: rt.catalog, store: rt.store, ingestQueue: rt.queues.ingest, generation: rt.encoders.generation.name };
+  const jobs: string[] = [];
+  let failed = 0;
+  for (const f of files) {
+    try {
+      const stored = await storeUpload(createReadStream(f), path.join(rt.config.dataDir, 'uploads'), rt.config.server.maxUploadBytes);
+      const tags = values.tags ? values.tags.split(',').map((t) => t.trim()).filter(Boolean) : [];
+      const a = await admitVideo(svc, stored, { title: path.basename(f).replace(/\.[^.]+$/, ''), description: '', tags });
+      jobs.push(a.jobId);
+    } catch (err) {
+      failed++;
+      process.stderr.write(`\n${f}: ${isAppError(err) ? `${err.code}: ${err.message}` : (err as Error).message}\n`);
+    }
+  }
+  let done = 0;
+  for (;;) {
+    const states = await Promise.all(jobs.map(async (id) => (await rt.queues.ingest.getJob(id))?.getState() ?? 'unknown'));
+    done = states.filter((s) => s === 'completed').length;
+    const jobFailed = states.filter((s) => s === 'failed').length;
+    process.stderr.write(`\r${bar(done + jobFailed + failed, files.length, jobFailed + failed)}`);
+    if (values['no-worker'] || done + jobFailed === jobs.length) { failed += jobFailed; break; }
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  process.stderr.write('\n');
+  await w?.close();
+  await rt.close();
+  return failed > 0 ? 1 : 0;
+}
+
+async function status(): Promise<void> {
+  const rt = await createRuntime({ role: 'status' });
+  const counts = await rt.queues.ingest.getJobCounts('waiting', 'active', 'completed', 'failed', 'delayed');
+  const out = { generation: rt.encoders.generation.name, dim: rt.encoders.generation.dim, store: rt.config.store.qdrantUrl ? 'qdrant' : 'embedded',
+    aliases: await rt.store.aliases(), items: await rt.store.countItems(), ingestJobs: counts };
+  process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
+  await rt.close();
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [cmd, ...rest] = argv;
+  switch (cmd) {
+    case 'serve': await serve(false); return -1;
+    case 'start': await serve(true); return -1;
+    case 'worker': await worker(); return -1;
+    case 'ingest': return ingest(rest);
+    case 'status': await status(); return 0;
+    default:
+      process.stderr.write(`${USAGE}\n`);
+      return cmd === undefined || cmd === 'help' || cmd === '--help' ? 0 : 2;
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => { if (code >= 0) process.exit(code); },
+  (err: unknown) => {
+    process.stderr.write(`montage: ${isAppError(err) ? `${err.code}: ${err.message}` : (err as Error).stack}\n`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,167 @@
+/**
+ * Configuration: loaded once at boot from the environment, typed, validated, and failing loudly with the bad
+ * value in the message. Every option has a documented default; README "Configuration" lists the variables.
+ */
+import { readdirSync, existsSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { AppError } from '../errors/index.ts';
+
+export const PROJECT_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+
+export interface Config {
+  server: {
+    /** @defaultValue '127.0.0.1' (MONTAGE_HOST) */
+    host: string;
+    /** @defaultValue 8080 (MONTAGE_PORT) */
+    port: number;
+    /** Size cap enforced while the upload streams. @defaultValue 512 MiB (MONTAGE_MAX_UPLOAD_BYTES) */
+    maxUploadBytes: number;
+    /** Largest `limit` a search may ask for. @defaultValue 100 (MONTAGE_SEARCH_MAX_LIMIT) */
+    searchMaxLimit: number;
+    /** Public base URL used in poster links. @defaultValue '' (relative links; MONTAGE_PUBLIC_URL) */
+    publicUrl: string;
+  };
+  /** Uploads, posters and the embedded store live here. @defaultValue '<project>/var' (MONTAGE_DATA_DIR) */
+  dataDir: string;
+  redis: {
+    /** @defaultValue 'redis://127.0.0.1:6379' (REDIS_URL) */
+    url: string;
+    /** BullMQ key prefix; tests use a fresh one per run. @defaultValue 'montage' (MONTAGE_QUEUE_PREFIX) */
+    prefix: string;
+  };
+  store: {
+    /** When set, Qdrant is used; otherwise the embedded store. @defaultValue unset (QDRANT_URL) */
+    qdrantUrl: string | undefined;
+    /** @defaultValue unset (QDRANT_API_KEY) */
+    qdrantApiKey: string | undefined;
+    /** @defaultValue '<dataDir>/store' (MONTAGE_STORE_DIR) */
+    embeddedDir: string;
+  };
+  models: {
+    /** @defaultValue the single folder under encoders/generations/ (MONTAGE_GENERATION_DIR) */
+    generationDir: string;
+    /** @defaultValue 'auto' = cuda when its files are installed, else cpu (MONTAGE_EXECUTION_PROVIDER) */
+    provider: 'auto' | 'cpu' | 'cuda' | 'webgpu';
+    /** @defaultValue 0 = let ONNX Runtime choose (MONTAGE_INTRA_OP_THREADS) */
+    intraOpThreads: number;
+    /** @defaultValue 32 (MONTAGE_MAX_BATCH) */
+    maxBatch: number;
+  };
+  media: {
+    /** @defaultValue 600 (MONTAGE_MAX_DURATION_S) */
+    maxDurationS: number;
+    /** @defaultValue 0.3 (MONTAGE_MIN_DURATION_S) */
+    minDurationS: number;
+    /** @defaultValue 4096 (MONTAGE_MAX_SIDE) */
+    maxSide: number;
+    /** @defaultValue 8 (MONTAGE_MAX_STREAMS) */
+    maxStreams: number;
+    /** @defaultValue 300000 (MONTAGE_MEDIA_TIMEOUT_MS) */
+    timeoutMs: number;
+  };
+  worker: {
+    /** Ingest jobs run at once in one worker process. @defaultValue 1 (MONTAGE_INGEST_CONCURRENCY) */
+    ingestConcurrency: number;
+  };
+  /** @defaultValue 'info' (LOG_LEVEL) */
+  logLevel: string;
+}
+
+type Env = Record<string, string | undefined>;
+
+function int(env: Env, key: string, dflt: number, min: number, max: number): number {
+  const raw = env[key];
+  if (raw === undefined || raw === '') return dflt;
+  const v = Number(raw);
+  if (!Number.isInteger(v) || v < min || v > max) {
+    throw new AppError('CONFIG_INVALID', `${key}=${JSON.stringify(raw)} must be an integer in [${min}, ${max}]`);
+  }
+  return v;
+}
+
+function num(env: Env, key: string, dflt: number, min: number): number {
+  const raw = env[key];
+  if (raw === undefined || raw === '') return dflt;
+  const v = Number(raw);
+  if (!Number.isFinite(v) || v < min) {
+    throw new AppError('CONFIG_INVALID', `${key}=${JSON.stringify(raw)} must be a number >= ${min}`);
+  }
+  return v;
+}
+
+function oneOf<T extends string>(env: Env, key: string, dflt: T, allowed: readonly T[]): T {
+  const raw = env[key];
+  if (raw === undefined || raw === '') return dflt;
+  if (!(allowed as readonly string[]).includes(raw)) {
+    throw new AppError('CONFIG_INVALID', `${key}=${JSON.stringify(raw)} must be one of ${allowed.join(', ')}`);
+  }
+  return raw as T;
+}
+
+function url(env: Env, key: string, dflt: string | undefined): string | undefined {
+  const raw = env[key] || dflt;
+  if (raw === undefined) return undefined;
+  try {
+    new URL(raw);
+  } catch {
+    throw new AppError('CONFIG_INVALID', `${key}=${JSON.stringify(raw)} is not a URL`);
+  }
+  return raw;
+}
+
+/** The committed default generation: the single folder under encoders/generations/. */
+export function defaultGenerationDir(root = PROJECT_ROOT): string {
+  const base = path.join(root, 'encoders', 'generations');
+  const names = existsSync(base)
+    ? readdirSync(base, { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => d.name).sort()
+    : [];
+  if (names.length === 0) {
+    throw new AppError('CONFIG_INVALID', `no generation under ${base}; set MONTAGE_GENERATION_DIR`);
+  }
+  return path.join(base, names[names.length - 1]!);
+}
+
+export function loadConfig(env: Env = process.env): Config {
+  const dataDir = path.resolve(env.MONTAGE_DATA_DIR || path.join(PROJECT_ROOT, 'var'));
+  const generationDir = env.MONTAGE_GENERATION_DIR ? path.resolve(env.MONTAGE_GENERATION_DIR) : defaultGenerationDir();
+  if (!existsSync(path.join(generationDir, 'manifest.json'))) {
+    throw new AppError('CONFIG_INVALID', `MONTAGE_GENERATION_DIR=${JSON.stringify(generationDir)} has no manifest.json`);
+  }
+  return {
+    server: {
+      host: env.MONTAGE_HOST || '127.0.0.1',
+      port: int(env, 'MONTAGE_PORT', 8080, 0, 65535),
+      maxUploadBytes: int(env, 'MONTAGE_MAX_UPLOAD_BYTES', 512 * 1024 * 1024, 1, Number.MAX_SAFE_INTEGER),
+      searchMaxLimit: int(env, 'MONTAGE_SEARCH_MAX_LIMIT', 100, 1, 10_000),
+      publicUrl: (env.MONTAGE_PUBLIC_URL || '').replace(/\/$/, ''),
+    },
+    dataDir,
+    redis: {
+      url: url(env, 'REDIS_URL', 'redis://127.0.0.1:6379')!,
+      prefix: env.MONTAGE_QUEUE_PREFIX || 'montage',
+    },
+    store: {
+      qdrantUrl: url(env, 'QDRANT_URL', undefined),
+      qdrantApiKey: env.QDRANT_API_KEY || undefined,
+      embeddedDir: path.resolve(env.MONTAGE_STORE_DIR || path.join(dataDir, 'store')),
+    },
+    models: {
+      generationDir,
+      provider: oneOf(env, 'MONTAGE_EXECUTION_PROVIDER', 'auto', ['auto', 'cpu', 'cuda', 'webgpu'] as const),
+      intraOpThreads: int(env, 'MONTAGE_INTRA_OP_THREADS', 0, 0, 256),
+      maxBatch: int(env, 'MONTAGE_MAX_BATCH', 32, 1, 4096),
+    },
+    media: {
+      maxDurationS: num(env, 'MONTAGE_MAX_DURATION_S', 600, 0.1),
+      minDurationS: num(env, 'MONTAGE_MIN_DURATION_S', 0.3, 0),
+      maxSide: int(env, 'MONTAGE_MAX_SIDE', 4096, 16, 16384),
+      maxStreams: int(env, 'MONTAGE_MAX_STREAMS', 8, 1, 64),
+      timeoutMs: int(env, 'MONTAGE_MEDIA_TIMEOUT_MS', 300_000, 1, 86_400_000),
+    },
+    worker: {
+      ingestConcurrency: int(env, 'MONTAGE_INGEST_CONCURRENCY', 1, 1, 64),
+    },
+    logLevel: oneOf(env, 'LOG_LEVEL', 'info', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const),
+  };
+}

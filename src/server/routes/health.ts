@@ -1,0 +1,32 @@
+/** GET /healthz (the process answers) and GET /readyz (Redis, store and models checked). */
+import type { FastifyInstance } from 'fastify';
+import { pingRedis } from '../../../jobs/queues.ts';
+import type { AppDeps } from '../app.ts';
+
+export function healthRoutes(deps: AppDeps) {
+  let modelsChecked = false;
+  const check = async (fn: () => Promise<unknown>) => {
+    try {
+      await fn();
+      return { ok: true };
+    } catch (err) {
+      return { ok: false, detail: (err as Error).message };
+    }
+  };
+  return async (app: FastifyInstance) => {
+    app.get('/healthz', { schema: { summary: 'Liveness', response: { 200: { $ref: 'Health#' } } } }, async () => ({ status: 'ok' as const }));
+    app.get('/readyz', { schema: { summary: 'Readiness: Redis, store and models', response: { 200: { $ref: 'Health#' }, 503: { $ref: 'Health#' } } } }, async (_req, reply) => {
+      const checks = {
+        redis: await check(() => pingRedis(deps.redis)),
+        store: await check(() => deps.store.ping()),
+        // One tiny text through the text tower proves the session opens; done once, then cached.
+        models: await check(async () => {
+          if (!modelsChecked) await deps.encoders.encodeText(['ready']);
+          modelsChecked = true;
+        }),
+      };
+      const ok = Object.values(checks).every((c) => c.ok);
+      return reply.code(ok ? 200 : 503).send({ status: ok ? 'ok' : 'unavailable', checks, generation: deps.encoders.generation.name });
+    });
+  };
+}
