@@ -19,6 +19,7 @@ import type { Encoders } from '../models/types.ts';
 import { videoRoutes } from './routes/videos.ts';
 import { jobRoutes } from './routes/jobs.ts';
 import { healthRoutes } from './routes/health.ts';
+import { searchRoutes } from './routes/search.ts';
 
 export interface AppDeps {
   config: Config;
@@ -81,6 +82,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(healthRoutes(deps));
   await app.register(videoRoutes(deps));
   await app.register(jobRoutes(deps));
+  await app.register(searchRoutes(deps));
   return app;
 }
 

@@ -1,0 +1,111 @@
+/**
+ * Similarity search: one query kind (text, videoId or vector) → a vector in the joint space → the store, with
+ * filters, exclusions, moments (segment hits grouped back to videos), diversity (MMR) and near-duplicate collapse.
+ */
+import { AppError } from '../errors/index.ts';
+import type { Encoders } from '../models/types.ts';
+import type { ItemFilter, ItemHit, Modality, VectorName, VectorStore } from '../store/types.ts';
+import { dot, groupMoments, mmr, type Moment } from './rank.ts';
+
+export interface SearchQuery {
+  text?: string;
+  videoId?: string;
+  vector?: number[];
+  modality?: 'fused' | 'video' | 'audio' | 'text';
+  filter?: ItemFilter;
+  limit: number;
+  offset: number;
+  exclude?: string[];
+  moments?: boolean;
+  /** 0 = pure relevance, 1 = as spread as possible (MMR). */
+  diversity?: number;
+  /** Drop hits that are near-copies of the query video (same content re-encoded). */
+  collapseDuplicates?: boolean;
+}
+
+export interface SearchHit {
+  videoId: string;
+  score: number;
+  payload: ItemHit['payload'];
+  moments?: Moment[];
+}
+
+export interface SearchDeps {
+  encoders: Encoders;
+  store: VectorStore;
+}
+
+/** Similarity at or above which two videos count as the same content (re-encodes, resizes). */
+export const DUPLICATE_SIMILARITY = 0.95;
+/** Candidates fetched per result slot when reranking (MMR, dedup). */
+const OVERFETCH = 4;
+
+async function queryVector(deps: SearchDeps, q: SearchQuery, using: VectorName): Promise<Float32Array> {
+  const dim = deps.encoders.generation.dim;
+  if (q.text !== undefined) return (await deps.encoders.encodeText([q.text]))[0]!;
+  if (q.vector !== undefined) {
+    if (q.vector.length !== dim) throw new AppError('VECTOR_DIMENSION', `vector has ${q.vector.length} dimensions, the generation has ${dim}`, { field: 'vector' });
+    const v = Float32Array.from(q.vector);
+    const n = Math.sqrt(dot(v, v));
+    if (!(n > 0)) throw new AppError('INVALID_FIELD', 'vector must be non-zero', { field: 'vector' });
+    return v.map((x) => x / n);
+  }
+  const item = await deps.store.getItem(q.videoId!, true);
+  if (!item) throw new AppError('VIDEO_NOT_FOUND', `no video ${q.videoId}`, { field: 'videoId' });
+  const v = item.vectors?.[using];
+  if (!v) throw new AppError('INVALID_FIELD', `video ${q.videoId} has no ${using} vector (it has ${item.payload.modalities.join(', ')})`, { field: 'modality' });
+  return v;
+}
+
+export async function search(deps: SearchDeps, q: SearchQuery): Promise<SearchHit[]> {
+  const kinds = (['text', 'videoId', 'vector'] as const).filter((k) => q[k] !== undefined);
+  if (kinds.length !== 1) throw new AppError('INVALID_FIELD', 'give exactly one of text, videoId, vector', { field: kinds.length ? kinds.join(',') : 'text' });
+  const using: VectorName = q.modality ?? 'fused';
+  const qv = await queryVector(deps, q, using);
+  const exclude = [...(q.exclude ?? []), ...(q.videoId ? [q.videoId] : []), ...(q.filter?.excludeVideoIds ?? [])];
+  const filter: ItemFilter = { ...q.filter, ...(exclude.length ? { excludeVideoIds: exclude } : {}) };
+  const want = q.offset + q.limit;
+  const rerank = (q.diversity ?? 0) > 0 || q.collapseDuplicates === true;
+  const hits = q.moments
+    ? await searchMoments(deps, qv, using, filter, want)
+    : await deps.store.searchItems({ vector: qv, using, filter, limit: rerank ? want * OVERFETCH : want, withVectors: rerank });
+  let ranked: SearchHit[] = hits;
+  if (rerank && !q.moments) {
+    const cands = (hits as ItemHit[]).map((h) => ({ ...h, id: h.videoId, vector: h.vectors?.[using] ?? new Float32Array(qv.length) }));
+    const kept = q.collapseDuplicates && q.videoId ? cands.filter((c) => dot(c.vector, qv) < DUPLICATE_SIMILARITY) : cands;
+    ranked = (q.diversity ?? 0) > 0 ? mmr(kept, want, q.diversity!, DUPLICATE_SIMILARITY) : kept.slice(0, want);
+  }
+  return ranked.slice(q.offset, want).map((h) => ({ videoId: h.videoId, score: h.score, payload: h.payload, ...(h.moments ? { moments: h.moments } : {}) }));
+}
+
+/** Segment search grouped back to videos; item filters apply to the segments' videos. */
+async function searchMoments(deps: SearchDeps, qv: Float32Array, using: VectorName, filter: ItemFilter, want: number): Promise<SearchHit[]> {
+  const segUsing = using === 'video' || using === 'audio' ? using : 'fused';
+  const out: SearchHit[] = [];
+  // Fetch widening pages of segments until enough videos pass the item filter (or the segments run out).
+  for (let limit = Math.max(50, want * 20); ; limit *= 4) {
+    const segs = await deps.store.searchSegments({ vector: qv, using: segUsing, limit });
+    const grouped = groupMoments(segs.map((s) => ({ videoId: s.videoId, startS: s.payload.startS, endS: s.payload.endS, score: s.score })));
+    out.length = 0;
+    for (const g of grouped) {
+      if (out.length >= want) break;
+      if (filter.excludeVideoIds?.includes(g.videoId)) continue;
+      const item = await deps.store.getItem(g.videoId);
+      if (item && matches(item.payload, filter)) out.push({ videoId: g.videoId, score: g.score, payload: item.payload, moments: g.moments });
+    }
+    if (out.length >= want || segs.length < limit) return out;
+  }
+}
+
+/** The item filter, evaluated in memory (moments post-filter their videos with it). */
+export function matches(p: ItemHit['payload'], f: ItemFilter): boolean {
+  if (f.tagsAny?.length && !f.tagsAny.some((t) => p.tags.includes(t))) return false;
+  if (f.tagsAll?.length && !f.tagsAll.every((t) => p.tags.includes(t))) return false;
+  if (f.durationMinS !== undefined && p.durationS < f.durationMinS) return false;
+  if (f.durationMaxS !== undefined && p.durationS > f.durationMaxS) return false;
+  if (f.uploadedAfter !== undefined && p.uploadedAt < f.uploadedAfter) return false;
+  if (f.uploadedBefore !== undefined && p.uploadedAt > f.uploadedBefore) return false;
+  if (f.modalities?.length && !f.modalities.every((m: Modality) => p.modalities.includes(m))) return false;
+  if (f.excludeVideoIds?.includes(p.videoId)) return false;
+  return true;
+}

@@ -1,0 +1,81 @@
+/** POST /v1/search and GET /v1/videos/:id/similar. */
+import type { FastifyInstance } from 'fastify';
+import { AppError } from '../../errors/index.ts';
+import type { ItemFilter } from '../../store/types.ts';
+import { search, type SearchHit, type SearchQuery } from '../../search/service.ts';
+import type { AppDeps } from '../app.ts';
+
+interface FilterBody {
+  tags?: { any?: string[]; all?: string[] };
+  durationS?: { min?: number; max?: number };
+  uploadedAt?: { from?: string; to?: string };
+  modalities?: Array<'video' | 'audio' | 'text'>;
+}
+type SearchBody = Omit<SearchQuery, 'filter' | 'limit' | 'offset'> & { filter?: FilterBody; limit?: number; offset?: number };
+
+export function toFilter(f: FilterBody | undefined): ItemFilter {
+  if (!f) return {};
+  const out: ItemFilter = {};
+  if (f.tags?.any?.length) out.tagsAny = f.tags.any.map((t) => t.toLowerCase());
+  if (f.tags?.all?.length) out.tagsAll = f.tags.all.map((t) => t.toLowerCase());
+  if (f.durationS?.min !== undefined) out.durationMinS = f.durationS.min;
+  if (f.durationS?.max !== undefined) out.durationMaxS = f.durationS.max;
+  if (out.durationMinS !== undefined && out.durationMaxS !== undefined && out.durationMinS > out.durationMaxS) {
+    throw new AppError('INVALID_FIELD', 'durationS.min is above durationS.max', { field: 'filter.durationS' });
+  }
+  if (f.uploadedAt?.from) out.uploadedAfter = Date.parse(f.uploadedAt.from);
+  if (f.uploadedAt?.to) out.uploadedBefore = Date.parse(f.uploadedAt.to);
+  if (out.uploadedAfter !== undefined && out.uploadedBefore !== undefined && out.uploadedAfter > out.uploadedBefore) {
+    throw new AppError('INVALID_FIELD', 'uploadedAt.from is after uploadedAt.to', { field: 'filter.uploadedAt' });
+  }
+  if (f.modalities?.length) out.modalities = f.modalities;
+  return out;
+}
+
+export function toHit(h: SearchHit, publicUrl: string) {
+  const p = h.payload;
+  return {
+    videoId: h.videoId, score: h.score, title: p.title, tags: p.tags, durationS: p.durationS, modalities: p.modalities,
+    ...(p.externalId ? { externalId: p.externalId } : {}),
+    posterUrl: `${publicUrl}/v1/videos/${h.videoId}/poster.jpg`, uploadedAt: new Date(p.uploadedAt).toISOString(),
+    ...(h.moments ? { moments: h.moments } : {}),
+  };
+}
+
+export function searchRoutes(deps: AppDeps) {
+  const cap = deps.config.server.searchMaxLimit;
+  const checkLimit = (limit: number) => {
+    if (limit > cap) throw new AppError('LIMIT_TOO_LARGE', `limit ${limit} is above the maximum ${cap}`, { field: 'limit' });
+  };
+  return async (app: FastifyInstance) => {
+    app.post<{ Body: SearchBody }>('/v1/search', {
+      schema: { summary: 'Similarity search: text → video, video → video, vector, per modality, moments, filters', body: { $ref: 'SearchRequest#' }, response: { 200: { $ref: 'SearchResponse#' }, '4xx': { $ref: 'Error#' } } },
+    }, async (req) => {
+      const b = req.body;
+      const limit = b.limit ?? 10;
+      checkLimit(limit);
+      const hits = await search(deps, { ...b, limit, offset: b.offset ?? 0, filter: toFilter(b.filter) });
+      return { hits: hits.map((h) => toHit(h, deps.config.server.publicUrl)) };
+    });
+
+    app.get<{ Params: { id: string }; Querystring: { limit?: number; offset?: number; modality?: SearchQuery['modality']; diversity?: number; collapseDuplicates?: boolean } }>('/v1/videos/:id/similar', {
+      schema: {
+        summary: 'More like this: the short form of video → video search',
+        params: { type: 'object', required: ['id'], properties: { id: { type: 'string', pattern: '^[0-9a-f]{32}$' } } },
+        querystring: { type: 'object', additionalProperties: false, properties: {
+          limit: { type: 'integer', minimum: 1, default: 10 }, offset: { type: 'integer', minimum: 0, maximum: 10000, default: 0 },
+          modality: { enum: ['fused', 'video', 'audio', 'text'] }, diversity: { type: 'number', minimum: 0, maximum: 1 },
+          collapseDuplicates: { type: 'boolean' } } },
+        response: { 200: { $ref: 'SearchResponse#' }, '4xx': { $ref: 'Error#' } },
+      },
+    }, async (req) => {
+      const q = req.query;
+      const limit = q.limit ?? 10;
+      checkLimit(limit);
+      const hits = await search(deps, { videoId: req.params.id, limit, offset: q.offset ?? 0,
+        ...(q.modality ? { modality: q.modality } : {}), ...(q.diversity !== undefined ? { diversity: q.diversity } : {}),
+        ...(q.collapseDuplicates !== undefined ? { collapseDuplicates: q.collapseDuplicates } : {}) });
+      return { hits: hits.map((h) => toHit(h, deps.config.server.publicUrl)) };
+    });
+  };
+}
