@@ -171,7 +171,7 @@ describe('loadManifest on a copy of the real generation', () => {
     await copy();
     const path = join(dir, 'text.onnx');
     const bytes = await readFile(path);
-    bytes[bytes.length >> 1] ^= 0xff;
+    bytes[bytes.length >> 1]! ^= 0xff;
     await writeFile(path, bytes);
     await rejectsWith(dir, 'files.text.onnx', /sha256/);
   });
