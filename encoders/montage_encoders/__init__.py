@@ -1,0 +1,1 @@
+"""Montage encoders: procedural corpus, towers, contrastive trainer, ONNX export."""

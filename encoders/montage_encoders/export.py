@@ -1,0 +1,303 @@
+"""Export a trained run as a model generation (the contract src/models/ reads).
+
+    python3 -m montage_encoders.export --run runs/NAME --name GEN [--dest generations]
+
+Writes DEST/GEN/: video.onnx, audio.onnx, text.onnx (opset 14, dynamic batch, L2 norm inside),
+tokenizer.json + tokenizer_config.json, golden.json + golden/*.bin, manifest.json (with sha256
+of every other file) and README.md (the model card).
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import hashlib
+import json
+import os
+import shutil
+
+import numpy as np
+import onnx
+import torch
+import torch.nn as nn
+
+from .backbone import BACKBONE_MEAN, BACKBONE_STD
+from .config import Config
+from .evaluate import format_table
+
+OPSET = 14
+GOLDEN_TEXTS = [
+    "a small red circle moves to the right on a black background",
+    "A huge violet hoop stays put, with a low sine tone that falls in pitch!",
+    "silent clip: zebra-striped UFO über alles",
+]
+
+
+class TextExport(nn.Module):
+    """Wrapper fixing the argument order of the text tower's graph."""
+
+    def __init__(self, tower):
+        super().__init__()
+        self.tower = tower
+
+    def forward(self, input_ids, attention_mask):
+        return self.tower(input_ids, attention_mask)
+
+
+def tower_specs(cfg: Config) -> dict:
+    """Input/output description per tower, as the manifest states it."""
+    s, t = cfg.frame_size, cfg.frames_per_segment
+    out = {"name": "embedding", "shape": ["batch", cfg.dim]}
+    return {
+        "video": {"file": "video.onnx", "inputs": {"frames": {"shape": ["batch", t, 3, s, s], "dtype": "float32"}},
+                  "output": out},
+        "audio": {"file": "audio.onnx", "inputs": {"waveform": {"shape": ["batch", cfg.samples], "dtype": "float32"}},
+                  "output": out},
+        "text": {"file": "text.onnx",
+                 "inputs": {"input_ids": {"shape": ["batch", cfg.max_length], "dtype": "int64"},
+                            "attention_mask": {"shape": ["batch", cfg.max_length], "dtype": "int64"}},
+                 "output": out},
+    }
+
+
+def export_onnx(module: nn.Module, inputs: dict[str, torch.Tensor], path: str) -> None:
+    module.eval()
+    names = list(inputs)
+    torch.onnx.export(module, tuple(inputs.values()), path, input_names=names, output_names=["embedding"],
+                      dynamic_axes={**{n: {0: "batch"} for n in names}, "embedding": {0: "batch"}},
+                      opset_version=OPSET, do_constant_folding=True)
+    onnx.checker.check_model(onnx.load(path))
+
+
+# ------------------------------------------------------------------ golden inputs
+def golden_video(cfg: Config, n: int = 3) -> np.ndarray:
+    """uint8 (n, T, S, S, 3): two corpus clips and one photo-like frame, rendered as the service
+    would receive them (RGB, stretched to S x S)."""
+    from . import corpus
+
+    specs = corpus.sample_specs(n - 1, "test", 4242)
+    clips = [corpus.render_frames(s, cfg.frame_size, cfg.frame_size,
+                                  corpus.segment_times(0.5, cfg.segment_seconds, cfg.frames_per_segment))
+             for s in specs]
+    rng = np.random.default_rng(7)
+    noise = rng.integers(0, 256, (cfg.frames_per_segment, cfg.frame_size, cfg.frame_size, 3), dtype=np.uint8)
+    return np.stack(clips + [noise]).astype(np.uint8)
+
+
+def golden_audio(cfg: Config) -> np.ndarray:
+    from . import corpus
+
+    specs = [s for s in corpus.sample_specs(20, "test", 4242) if not s.silent][:2]
+    waves = [corpus.render_audio(s, cfg.sample_rate, cfg.segment_seconds, 0.5)[: cfg.samples] for s in specs]
+    t = np.arange(cfg.samples) / cfg.sample_rate
+    waves.append((0.3 * np.sin(2 * np.pi * 440 * t) * (t < cfg.segment_seconds / 2)).astype(np.float32))
+    return np.stack([np.pad(w, (0, cfg.samples - len(w))) for w in waves]).astype(np.float32)
+
+
+def video_input(rgb: np.ndarray) -> np.ndarray:
+    """uint8 (B, T, S, S, 3) -> float32 (B, T, 3, S, S) normalised: what the service computes."""
+    x = rgb.astype(np.float32) / 255.0
+    x = (x - np.array(BACKBONE_MEAN, np.float32)) / np.array(BACKBONE_STD, np.float32)
+    return np.ascontiguousarray(x.transpose(0, 1, 4, 2, 3))
+
+
+def write_bin(folder: str, rel: str, arr: np.ndarray) -> dict:
+    path = os.path.join(folder, rel)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    arr = np.ascontiguousarray(arr)
+    arr.astype(arr.dtype.newbyteorder("<")).tofile(path)
+    return {"file": rel, "shape": list(arr.shape), "dtype": str(arr.dtype)}
+
+
+@torch.no_grad()
+def write_golden(folder: str, cfg: Config, model, tok) -> dict:
+    golden: dict = {}
+    rgb = golden_video(cfg)
+    frames = video_input(rgb)
+    golden["video"] = {"inputs": {"frames": write_bin(folder, "golden/video.frames.bin", frames)},
+                       "rgb": write_bin(folder, "golden/video.rgb.bin", rgb),
+                       "output": write_bin(folder, "golden/video.embedding.bin",
+                                           model.video(torch.from_numpy(frames)).numpy())}
+    wave = golden_audio(cfg)
+    golden["audio"] = {"inputs": {"waveform": write_bin(folder, "golden/audio.waveform.bin", wave)},
+                       "output": write_bin(folder, "golden/audio.embedding.bin",
+                                           model.audio(torch.from_numpy(wave)).numpy())}
+    ids, mask = tok.encode_batch(GOLDEN_TEXTS)
+    out = model.text(torch.from_numpy(ids), torch.from_numpy(mask)).numpy()
+    golden["text"] = {"inputs": {"input_ids": write_bin(folder, "golden/text.input_ids.bin", ids),
+                                 "attention_mask": write_bin(folder, "golden/text.attention_mask.bin", mask)},
+                      "texts": GOLDEN_TEXTS,
+                      "output": write_bin(folder, "golden/text.embedding.bin", out)}
+    for g in golden.values():
+        g["output"].pop("dtype", None)
+    with open(os.path.join(folder, "golden.json"), "w") as f:
+        json.dump(golden, f, indent=1)
+    return golden
+
+
+# ------------------------------------------------------------------ manifest and card
+def sha256(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def file_hashes(folder: str) -> dict[str, str]:
+    out = {}
+    for root, _, files in os.walk(folder):
+        for name in sorted(files):
+            rel = os.path.relpath(os.path.join(root, name), folder)
+            if rel != "manifest.json":
+                out[rel] = sha256(os.path.join(root, name))
+    return dict(sorted(out.items()))
+
+
+def preprocessing(cfg: Config) -> dict:
+    return {
+        "video": {"frame_size": cfg.frame_size, "frames_per_segment": cfg.frames_per_segment,
+                  "segment_seconds": cfg.segment_seconds, "mean": list(BACKBONE_MEAN), "std": list(BACKBONE_STD),
+                  "layout": "NTCHW", "resize": "fill", "channel_order": "RGB", "scale": "x/255 then (x-mean)/std",
+                  "frame_times": "start + (i+0.5)*segment_seconds/frames_per_segment"},
+        "audio": {"sample_rate": cfg.sample_rate, "segment_seconds": cfg.segment_seconds, "samples": cfg.samples,
+                  "channels": 1, "range": "[-1, 1]", "pad": "zeros at the end, cut to samples",
+                  "mel": {"n_fft": cfg.n_fft, "hop": cfg.hop, "n_mels": cfg.n_mels, "f_min": cfg.f_min,
+                          "f_max": cfg.f_max, "window": "hann (periodic)", "scale": "htk", "log": "ln(mel + 1e-6)",
+                          "in_graph": True}},
+        "text": {"max_length": cfg.max_length, "tokenizer": "tokenizer.json", "padding": "right, [PAD]=0",
+                 "truncation": "right", "lowercase": True, "special_tokens": "none added"},
+    }
+
+
+def build_manifest(name: str, cfg: Config, metrics: dict, info: dict, files: dict) -> dict:
+    return {
+        "schema_version": 1,
+        "generation": name,
+        "version": info.get("version", "1.0.0"),
+        "created_at": datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat(),
+        "dim": cfg.dim,
+        "towers": tower_specs(cfg),
+        "preprocessing": preprocessing(cfg),
+        "training": {"command": info.get("command"), "config": cfg.to_dict(), "steps": info.get("step"),
+                     "timings_seconds": info.get("timings"), "hardware": metrics.get("hardware"),
+                     "vocab_size": info.get("vocab_size"),
+                     "data": "procedural corpus (montage_encoders.corpus), train split; test split = "
+                             "held-out (shape, colour, motion, background) combinations",
+                     "backbone": "MobileNetV2 to " + cfg.backbone_up_to + (
+                         " from nsfwjs (Keras ImageNet weights), frozen" if cfg.backbone_pretrained else
+                         " random init")},
+        "metrics": {k: metrics[k] for k in ("heldout", "untrained", "chance", "photos", "backbone_comparison")
+                    if k in metrics},
+        "golden": "golden.json",
+        "files": files,
+    }
+
+
+def model_card(name: str, cfg: Config, metrics: dict, info: dict) -> str:
+    t = info.get("timings") or {}
+    total = sum(v for k, v in t.items() if k in ("data_seconds", "train_seconds", "eval_seconds"))
+    h = metrics.get("heldout", {})
+    lines = [
+        f"# Montage model generation `{name}`", "",
+        "Video, audio and text towers trained together with a cross-modal contrastive loss (symmetric InfoNCE "
+        "per pair: video-audio 0.4, video-text 0.3, audio-text 0.3, one learnable temperature). Every tower "
+        f"returns an L2-normalised vector of dimension {cfg.dim}; see `manifest.json` for inputs and preprocessing.",
+        "", "## Training", "", "```", info.get("command") or "", "```", "",
+        f"- Data: the procedural corpus (`montage_encoders.corpus`), {cfg.train_clips} train clips x "
+        f"{cfg.views_per_clip} augmented views, {8} caption wordings each; evaluation on {h.get('gallery_size')} "
+        "held-out clips whose (shape, colour, motion, background) combination never occurs in training.",
+        f"- Steps: {info.get('step')} x batch {cfg.batch_size}; AdamW lr {cfg.lr}, cosine schedule.",
+        f"- Time: {total / 60:.1f} min in all (corpus rendering + feature cache {t.get('data_seconds', 0):.0f} s, "
+        f"training {t.get('train_seconds', 0):.0f} s, evaluation {t.get('eval_seconds', 0):.0f} s).",
+        f"- Hardware: {json.dumps(metrics.get('hardware'))}",
+        "", "## Held-out retrieval", "",
+        "Recall@K, each query's positive is its own clip. Audio rows leave out the silent clips "
+        f"(gallery {h.get('audio_gallery_size')} clips with sound).", "",
+        format_table({"trained": h, "untrained (same architecture, pretrained backbone, random heads)":
+                      metrics.get("untrained"), "chance": metrics.get("chance")}) if h else "(not evaluated)", "",
+    ]
+    lines += _comparison_lines(metrics)
+    lines += [
+        "## Credits", "",
+        "- Frame backbone: MobileNetV2 blocks up to `" + cfg.backbone_up_to + "`, converted from the tfjs model "
+        "shipped in the `nsfwjs` npm package (MIT licence, Infinite Red); those blocks are the Keras "
+        "MobileNetV2 ImageNet weights (Apache-2.0), kept frozen here.",
+        "- Everything else was trained from scratch by `montage_encoders.train` on procedural data.", "",
+    ]
+    return "\n".join(lines)
+
+
+def _comparison_lines(metrics: dict) -> list[str]:
+    out = []
+    photos = (metrics.get("photos") or {}).get("trained")
+    if photos and photos.get("photos"):
+        out += ["## Real photographs", "",
+                f"{photos['photos']} photos from Debian's darknet package; queries are crops, a flip and JPEG "
+                f"recompressions ({photos['queries']} in all), the gallery is the originals. Trained model top-1: "
+                f"{photos['top1']} (chance {photos['chance']}); per variant: {json.dumps(photos['per_variant'])}.", ""]
+    comp = metrics.get("backbone_comparison")
+    if comp:
+        out += ["## Pretrained vs from-scratch frame backbone", "", f"Protocol: {comp['protocol']}.", "",
+                "| backbone | text→video R@1/5/10 | video→text R@1/5/10 | photos top-1 | train time |",
+                "| --- | --- | --- | --- | --- |"]
+        for k in ("pretrained_frozen", "scratch_end_to_end"):
+            m = comp[k]
+            tv, vt = m["text_to_video"], m["video_to_text"]
+            out.append(f"| {k} | {tv['r1']:.3f} / {tv['r5']:.3f} / {tv['r10']:.3f} | "
+                       f"{vt['r1']:.3f} / {vt['r5']:.3f} / {vt['r10']:.3f} | {m['photos'].get('top1')} | "
+                       f"{m['train_seconds']:.0f} s |")
+        out.append("")
+    return out
+
+
+# ------------------------------------------------------------------ main
+def export_generation(run: str, name: str, dest: str, command: str | None = None) -> str:
+    from .train import load_run
+
+    r = load_run(run)
+    cfg, model, tok = r["cfg"], r["model"], r["tok"]
+    folder = os.path.join(dest, name)
+    if os.path.exists(folder):
+        shutil.rmtree(folder)
+    os.makedirs(folder)
+    s, t = cfg.frame_size, cfg.frames_per_segment
+    export_onnx(model.video, {"frames": torch.zeros(2, t, 3, s, s)}, os.path.join(folder, "video.onnx"))
+    export_onnx(model.audio, {"waveform": torch.zeros(2, cfg.samples)}, os.path.join(folder, "audio.onnx"))
+    ids = torch.ones(2, cfg.max_length, dtype=torch.int64)
+    export_onnx(TextExport(model.text), {"input_ids": ids, "attention_mask": ids.clone()},
+                os.path.join(folder, "text.onnx"))
+    tok.save(folder)
+    write_golden(folder, cfg, model, tok)
+    metrics = {}
+    if os.path.exists(os.path.join(run, "metrics.json")):
+        with open(os.path.join(run, "metrics.json")) as f:
+            metrics = json.load(f)
+    t = dict(r["timings"])
+    t.update({k: v for k, v in (metrics.get("timings") or {}).items()})
+    info = {"command": command or _train_command(run), "step": r["step"], "timings": t, "vocab_size": len(tok)}
+    with open(os.path.join(folder, "README.md"), "w") as f:
+        f.write(model_card(name, cfg, metrics, info))
+    manifest = build_manifest(name, cfg, metrics, info, file_hashes(folder))
+    with open(os.path.join(folder, "manifest.json"), "w") as f:
+        json.dump(manifest, f, indent=1)
+    return folder
+
+
+def _train_command(run: str) -> str:
+    return f"cd encoders && OMP_NUM_THREADS=2 /usr/bin/python3 -m montage_encoders.train --out {run}"
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--run", required=True)
+    ap.add_argument("--name", required=True, help="generation name, e.g. mtg-2026.11-cpu")
+    ap.add_argument("--dest", default="generations")
+    ap.add_argument("--command", default=None, help="training command to record in the manifest and card")
+    args = ap.parse_args(argv)
+    folder = export_generation(args.run, args.name, args.dest, args.command)
+    total = sum(os.path.getsize(os.path.join(r, f)) for r, _, fs in os.walk(folder) for f in fs)
+    print(f"exported {folder} ({total / 1e6:.1f} MB)")
+
+
+if __name__ == "__main__":
+    main()
