@@ -11,6 +11,10 @@ import * as ort from 'onnxruntime-node';
 import { AppError, wrap } from '../errors/index.ts';
 import type { Logger } from '../log.ts';
 
+// ORT's own logger prints provider-load failures to stderr in colour; they reach our logs as the
+// caught error of the fallback instead, with the file and provider named.
+ort.env.logLevel = 'fatal';
+
 export type Provider = 'cpu' | 'cuda' | 'webgpu' | 'auto';
 
 export interface RuntimeOptions {
