@@ -218,6 +218,7 @@ async function runIngest(deps: IngestDeps, job: Job<IngestData>): Promise<Ingest
 
   await clock.enter('cleanup');
   await catalog.update(videoId, { status: 'ready', modalities, generation: gen.name, posterPath, error: undefined });
+  await catalog.markReady(videoId, fresh.uploadedAt);
   const stages = clock.finish();
   const total = Object.values(stages).reduce((a, b) => a + b, 0);
   if (info.durationS > 0) await catalog.recordRate(total / info.durationS);

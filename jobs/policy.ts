@@ -2,7 +2,7 @@
  * The one policy table for every job type (PeerTube's JOB_ATTEMPTS/JOB_TTL habit): a new job type does not
  * compile until it has a policy here, and the worker refuses to boot when a type has no handler.
  */
-export const JOB_TYPES = ['ingest'] as const;
+export const JOB_TYPES = ['ingest', 'user-vector'] as const;
 export type JobType = (typeof JOB_TYPES)[number];
 
 export interface JobPolicy {
@@ -34,13 +34,24 @@ export const JOB_POLICY = {
     keepCompleted: { age: 7 * 86_400, count: 10_000 },
     keepFailed: { age: 30 * 86_400, count: 10_000 },
   },
+  'user-vector': {
+    queue: 'user-vector',
+    attempts: 5,
+    backoffMs: 500,
+    timeoutMs: 60_000,
+    concurrency: 4,
+    lockMs: 30_000,
+    // Finished ones go at once: the debounce key must free up for the next burst of events.
+    keepCompleted: { age: 60, count: 100 },
+    keepFailed: { age: 7 * 86_400, count: 1_000 },
+  },
 } as const satisfies Record<JobType, JobPolicy>;
 
 /** BullMQ job options derived from the policy. */
-export function jobOptions(type: JobType, jobId: string) {
+export function jobOptions(type: JobType, jobId?: string) {
   const p: JobPolicy = JOB_POLICY[type];
   return {
-    jobId,
+    ...(jobId ? { jobId } : {}),
     attempts: p.attempts,
     backoff: { type: 'exponential' as const, delay: p.backoffMs },
     removeOnComplete: p.keepCompleted,

@@ -13,6 +13,7 @@ import type { VectorStore } from './store/types.ts';
 import { loadEncoders } from './models/index.ts';
 import type { Encoders } from './models/types.ts';
 import { connect, queueFor, pingRedis } from '../jobs/queues.ts';
+import { EventLog } from './users/events.ts';
 
 export interface Runtime {
   config: Config;
@@ -21,7 +22,8 @@ export interface Runtime {
   catalog: Catalog;
   store: VectorStore;
   encoders: Encoders;
-  queues: { ingest: Queue };
+  queues: { ingest: Queue; userVector: Queue };
+  events: EventLog;
   /** Closes everything, in order, each step even if one before it failed. */
   close(): Promise<void>;
 }
@@ -46,10 +48,13 @@ export async function createRuntime(opts: { config?: Config; log?: Logger; role:
     closers.push(['store', () => store.close()]);
     await store.open({ name: encoders.generation.name, dim: encoders.generation.dim });
     const ingest = queueFor('ingest', redis, config.redis.prefix);
-    ingest.on('error', (err) => log.error({ err: err.message }, 'queue error'));
-    closers.push(['queue', () => ingest.close()]);
+    const userVector = queueFor('user-vector', redis, config.redis.prefix);
+    for (const q of [ingest, userVector]) {
+      q.on('error', (err) => log.error({ err: err.message, queue: q.name }, 'queue error'));
+      closers.push([`queue ${q.name}`, () => q.close()]);
+    }
     log.info({ generation: encoders.generation.name, dim: encoders.generation.dim, store: config.store.qdrantUrl ? 'qdrant' : 'embedded' }, 'runtime ready');
-    return { config, log, redis, catalog: new Catalog(redis, config.redis.prefix), store, encoders, queues: { ingest }, close };
+    return { config, log, redis, catalog: new Catalog(redis, config.redis.prefix), store, encoders, queues: { ingest, userVector }, events: new EventLog(redis, config.redis.prefix), close };
   } catch (err) {
     await close();
     throw err;

@@ -60,7 +60,21 @@ export class Catalog {
   }
 
   async delete(videoId: string): Promise<boolean> {
-    return (await this.#redis.del(this.#key(videoId))) > 0;
+    const [[, n]] = (await this.#redis.multi().del(this.#key(videoId)).zrem(this.#freshKey, videoId).exec())! as [[unknown, number]];
+    return n > 0;
+  }
+
+  get #freshKey(): string {
+    return `${this.#prefix}:fresh`;
+  }
+
+  /** Ready videos by upload time: the "fresh" half of the cold-start fallback. */
+  async markReady(videoId: string, uploadedAt: number): Promise<void> {
+    await this.#redis.zadd(this.#freshKey, uploadedAt, videoId);
+  }
+
+  async newest(n: number): Promise<string[]> {
+    return this.#redis.zrevrange(this.#freshKey, '0', String(n - 1));
   }
 
   /** Exponential moving average of wall seconds of processing per second of video, for job ETAs. */

@@ -10,6 +10,7 @@ import { createRuntime, type Runtime } from '../runtime.ts';
 import { buildApp } from '../server/app.ts';
 import { startWorkers, type RunningWorkers } from '../../jobs/worker.ts';
 import { makeIngestProcessor } from '../../jobs/ingest.ts';
+import { makeUserVectorProcessor } from '../../jobs/user-vector.ts';
 import { storeUpload } from '../server/upload.ts';
 import { admitVideo } from '../videos/service.ts';
 import { isAppError } from '../errors/index.ts';
@@ -23,7 +24,7 @@ const USAGE = `usage: montage <command>
   status                generation, store, queue counts`;
 
 function workers(rt: Runtime): RunningWorkers {
-  return startWorkers(rt.config, rt.redis, { ingest: makeIngestProcessor(rt) }, rt.log);
+  return startWorkers(rt.config, rt.redis, { ingest: makeIngestProcessor(rt), 'user-vector': makeUserVectorProcessor(rt) }, rt.log);
 }
 
 /** SIGTERM/SIGINT: stop taking work, drain, close in order; a second signal exits at once. */

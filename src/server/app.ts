@@ -16,6 +16,8 @@ import type { Logger } from '../log.ts';
 import type { Catalog } from '../catalog/index.ts';
 import type { VectorStore } from '../store/types.ts';
 import type { Encoders } from '../models/types.ts';
+import type { EventLog } from '../users/events.ts';
+import { userRoutes } from './routes/users.ts';
 import { videoRoutes } from './routes/videos.ts';
 import { jobRoutes } from './routes/jobs.ts';
 import { healthRoutes } from './routes/health.ts';
@@ -28,7 +30,8 @@ export interface AppDeps {
   catalog: Catalog;
   store: VectorStore;
   encoders: Encoders;
-  queues: { ingest: Queue };
+  queues: { ingest: Queue; userVector: Queue };
+  events: EventLog;
 }
 
 /** The API's JSON Schemas, each with an `$id` that routes reference. */
@@ -83,6 +86,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(videoRoutes(deps));
   await app.register(jobRoutes(deps));
   await app.register(searchRoutes(deps));
+  await app.register(userRoutes(deps));
   return app;
 }
 

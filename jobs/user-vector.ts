@@ -1,0 +1,60 @@
+/**
+ * The user-vector job: reads a user's newest engaged items, their content vectors from the store, and runs the
+ * user tower; the result is upserted into the `users` collection. Enqueued debounced per user (BullMQ
+ * deduplication), so a burst of events makes one recomputation, and it reads state when it runs, so it is
+ * idempotent and always reflects the newest events.
+ */
+import type { Job } from 'bullmq';
+import type { Encoders } from '../src/models/types.ts';
+import type { VectorStore } from '../src/store/types.ts';
+import type { EventLog } from '../src/users/events.ts';
+import type { Logger } from '../src/log.ts';
+
+export interface UserVectorData {
+  userId: string;
+}
+
+export interface UserVectorResult {
+  userId: string;
+  items: number;
+  skipped?: 'no-history' | 'no-user-tower';
+}
+
+export interface UserVectorDeps {
+  encoders: Encoders;
+  store: VectorStore;
+  events: EventLog;
+  log: Logger;
+}
+
+/** Debounce: events arriving within this window fold into one recomputation. */
+export const USER_VECTOR_DEBOUNCE_MS = 500;
+
+export function userVectorJobOptions(userId: string) {
+  return { delay: USER_VECTOR_DEBOUNCE_MS, deduplication: { id: `user-vector:${userId}`, keepLastIfActive: true } };
+}
+
+export function makeUserVectorProcessor(deps: UserVectorDeps) {
+  return async (job: Job<UserVectorData>): Promise<UserVectorResult> => {
+    const { userId } = job.data;
+    if (!deps.encoders.has('user')) return { userId, items: 0, skipped: 'no-user-tower' };
+    const maxItems = deps.encoders.generation.preprocessing.user?.max_items ?? 50;
+    const recent = await deps.events.recent(userId, maxItems);
+    const now = Date.now();
+    const items: Float32Array[] = [];
+    const ageSeconds: number[] = [];
+    let newest = 0;
+    for (const r of recent) {
+      const item = await deps.store.getItem(r.videoId, true);
+      const v = item?.vectors?.fused;
+      if (!v) continue; // an event for a video the store does not have (deleted, or not ingested yet)
+      items.push(v);
+      ageSeconds.push(Math.max(0, (now - r.timestamp) / 1000));
+      newest = Math.max(newest, r.timestamp);
+    }
+    if (items.length === 0) return { userId, items: 0, skipped: 'no-history' };
+    const [vector] = await deps.encoders.encodeUsers([{ items, ageSeconds }]);
+    await deps.store.upsertUsers([{ userId, vector: vector!, updatedAt: newest, events: items.length, generation: deps.encoders.generation.name }]);
+    return { userId, items: items.length };
+  };
+}
