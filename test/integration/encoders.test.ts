@@ -6,13 +6,14 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { existsSync, readdirSync } from 'node:fs';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { pino } from 'pino';
-import { loadEncoders, type LoadedEncoders } from '../../src/models/index.ts';
+import sharp from 'sharp';
+import { imageToSegment, loadEncoders, type LoadedEncoders } from '../../src/models/index.ts';
 import { lazyTower, type Feed } from '../../src/models/onnx.ts';
 import { framesToTensor } from '../../src/models/preprocess.ts';
 import { loadTokenizer } from '../../src/models/tokenizer.ts';
@@ -245,5 +246,61 @@ describe('retrieval through the real ONNX files', { skip: retrievalSkip }, () =>
       other += rest.reduce((sum, v) => sum + dot(a, v), 0) / (rest.length * audio.length);
     });
     assert.ok(own > other, `audio->video: own ${own.toFixed(3)} <= others ${other.toFixed(3)}`);
+  });
+});
+
+// ---- real photographs through imageToSegment ------------------------------------------------
+
+const PHOTO_DIR = '/usr/share/darknet/data';
+const photos = existsSync(PHOTO_DIR) ? readdirSync(PHOTO_DIR).filter((f) => f.endsWith('.jpg')).sort() : [];
+const photoSkip = skip || (photos.length >= 3 ? false : `no sample photographs in ${PHOTO_DIR} (apt-get install darknet)`);
+
+/** The variants the trainer's photo evaluation uses: two crops, a mirror, two JPEG recompressions. */
+async function variants(bytes: Buffer): Promise<Record<string, Buffer>> {
+  const { width = 0, height = 0 } = await sharp(bytes).metadata();
+  const crop = (f: number) => {
+    const w = Math.floor(width * f);
+    const h = Math.floor(height * f);
+    const region = { left: (width - w) >> 1, top: (height - h) >> 1, width: w, height: h };
+    return sharp(bytes).extract(region).png().toBuffer();
+  };
+  return {
+    crop80: await crop(0.8),
+    crop65: await crop(0.65),
+    flip: await sharp(bytes).flop().png().toBuffer(),
+    jpeg30: await sharp(bytes).jpeg({ quality: 30 }).toBuffer(),
+    jpeg10: await sharp(bytes).jpeg({ quality: 10 }).toBuffer(),
+  };
+}
+
+describe('real photographs as still-image queries', { skip: photoSkip }, () => {
+  test('crops, a flip and recompressions of a photo find that photo first', async () => {
+    const enc = await loadEncoders(dir!, { provider: 'cpu', intraOpThreads: 2, log: quiet });
+    try {
+      const video = enc.generation.preprocessing.video;
+      const originals: FrameSegment[] = [];
+      const queries: { owner: number; kind: string; seg: FrameSegment }[] = [];
+      for (const [i, name] of photos.entries()) {
+        const bytes = await readFile(join(PHOTO_DIR, name));
+        originals.push(await imageToSegment(bytes, video));
+        for (const [kind, v] of Object.entries(await variants(bytes))) queries.push({ owner: i, kind, seg: await imageToSegment(v, video) });
+      }
+      const gallery = await enc.encodeFrames(originals);
+      const q = await enc.encodeFrames(queries.map((x) => x.seg));
+      const hits = q.map((v, k) => {
+        const scores = gallery.map((g) => dot(v, g));
+        return scores.indexOf(Math.max(...scores)) === queries[k]!.owner;
+      });
+      const top1 = hits.filter(Boolean).length / hits.length;
+      const perKind: Record<string, number> = {};
+      queries.forEach((x, k) => (perKind[x.kind] = (perKind[x.kind] ?? 0) + (hits[k] ? 1 / photos.length : 0)));
+      const reported = (enc.manifest.raw.metrics as { photos?: { trained?: { top1?: number } } } | undefined)?.photos?.trained?.top1;
+      const detail = `top-1 ${top1.toFixed(3)} over ${hits.length} queries (trainer reported ${reported}); per variant ${JSON.stringify(perKind)}`;
+      console.log(detail);
+      assert.ok(top1 >= 0.6, `photo queries: ${detail}; chance is ${(1 / photos.length).toFixed(3)}`);
+      assert.ok(perKind.flip! >= 0.8 && perKind.jpeg30! >= 0.8, `a flip or a JPEG at quality 30 lost its photo: ${detail}`);
+    } finally {
+      await enc.close();
+    }
   });
 });
