@@ -110,16 +110,17 @@ function url(env: Env, key: string, dflt: string | undefined): string | undefine
   return raw;
 }
 
-/** The committed default generation: the single folder under encoders/generations/. */
+/** The committed default generation: the single folder under encoders/generations/ (several: say which). */
 export function defaultGenerationDir(root = PROJECT_ROOT): string {
   const base = path.join(root, 'encoders', 'generations');
   const names = existsSync(base)
     ? readdirSync(base, { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => d.name).sort()
     : [];
-  if (names.length === 0) {
-    throw new AppError('CONFIG_INVALID', `no generation under ${base}; set MONTAGE_GENERATION_DIR`);
+  if (names.length !== 1) {
+    // Two generations side by side is a backfill in progress: which one serves must be said, not guessed.
+    throw new AppError('CONFIG_INVALID', `${names.length} generations under ${base} (${names.join(', ')}); set MONTAGE_GENERATION_DIR`);
   }
-  return path.join(base, names[names.length - 1]!);
+  return path.join(base, names[0]!);
 }
 
 export function loadConfig(env: Env = process.env): Config {
