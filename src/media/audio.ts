@@ -1,0 +1,77 @@
+/**
+ * Audio for the audio tower: the first audio stream, downmixed to mono and resampled by ffmpeg to
+ * float32 PCM (`-ac 1 -ar <rate> -f f32le`), then cut into segments aligned with the frames.
+ */
+import { DEFAULT_MEDIA_LIMITS, fileInput, hardenedInputArgs } from './limits.ts';
+import { hasAudioStream } from './probe.ts';
+import { startFfmpeg } from './run.ts';
+import type { MediaLimits } from './types.ts';
+
+export interface AudioOptions {
+  /** Hz. The model's `preprocessing.audio.sample_rate`. */
+  sampleRate: number;
+  /** From the probe (`audioCodec !== null`); when left out, ffprobe is asked once more. */
+  hasAudio?: boolean;
+  /** Decode at most this many seconds (the probed duration): a lying container cannot flood memory. */
+  maxDurationS?: number;
+  /** @defaultValue DEFAULT_MEDIA_LIMITS.timeoutMs */
+  timeoutMs?: number;
+  /** @defaultValue DEFAULT_MEDIA_LIMITS.allowedContainers */
+  allowedContainers?: MediaLimits['allowedContainers'];
+}
+
+/** Output arguments shared by extraction and the ffmpeg floor. */
+export function audioOutputArgs(opts: Pick<AudioOptions, 'sampleRate' | 'maxDurationS'>): string[] {
+  const cap = opts.maxDurationS !== undefined ? ['-t', String(opts.maxDurationS)] : [];
+  return ['-map', '0:a:0', '-vn', '-sn', '-dn', '-ac', '1', '-ar', String(opts.sampleRate), ...cap];
+}
+
+/** Mono float32 PCM of the whole file at `sampleRate`, or null when the file has no audio stream. */
+export async function extractAudio(file: string, opts: AudioOptions, label: string): Promise<Float32Array | null> {
+  const limits = {
+    ...DEFAULT_MEDIA_LIMITS,
+    ...(opts.allowedContainers ? { allowedContainers: opts.allowedContainers } : {}),
+    ...(opts.timeoutMs !== undefined ? { timeoutMs: opts.timeoutMs } : {}),
+  };
+  const hasAudio = opts.hasAudio ?? (await hasAudioStream(file, limits, label));
+  if (!hasAudio) return null;
+  const run = startFfmpeg({
+    input: fileInput(file),
+    inputOptions: ['-nostdin', '-hide_banner', '-loglevel', 'error', ...hardenedInputArgs(limits)],
+    outputOptions: [...audioOutputArgs(opts), '-f', 'f32le'],
+    timeoutMs: limits.timeoutMs,
+    doing: `ffmpeg audio on ${label}`,
+  });
+  const chunks: Buffer[] = [];
+  let bytes = 0;
+  try {
+    for await (const chunk of run.stdout! as AsyncIterable<Buffer>) {
+      chunks.push(chunk);
+      bytes += chunk.length;
+    }
+    await run.done;
+  } catch (err) {
+    run.kill();
+    throw err;
+  }
+  // Copy into a fresh, 4-byte-aligned buffer: a Buffer's byteOffset may not be.
+  const pcm = new Float32Array(Math.floor(bytes / 4));
+  new Uint8Array(pcm.buffer).set(Buffer.concat(chunks, pcm.length * 4));
+  return pcm;
+}
+
+/**
+ * `count` windows of `segmentSeconds` each, window s starting at s*segmentSeconds, zero-padded
+ * past the end: the same segments as the frames, so segment s of both towers covers one span.
+ */
+export function segmentAudio(pcm: Float32Array, sampleRate: number, segmentSeconds: number, count: number): Float32Array[] {
+  const n = Math.round(sampleRate * segmentSeconds);
+  const out: Float32Array[] = [];
+  for (let s = 0; s < count; s++) {
+    const window = new Float32Array(n);
+    const start = Math.min(pcm.length, s * n);
+    window.set(pcm.subarray(start, Math.min(pcm.length, start + n)));
+    out.push(window);
+  }
+  return out;
+}
