@@ -24,8 +24,8 @@ export function startWorkers(config: Config, connection: Redis, handlers: Handle
     const concurrency = type === 'ingest' ? config.worker.ingestConcurrency : policy.concurrency;
     const w = new Worker(policy.queue, handlers[type], {
       connection, prefix: config.redis.prefix, concurrency,
-      lockDuration: opts.lockMs ?? policy.lockMs,
-      stalledInterval: opts.stalledIntervalMs ?? 30_000,
+      lockDuration: opts.lockMs ?? config.worker.lockMs ?? policy.lockMs,
+      stalledInterval: opts.stalledIntervalMs ?? config.worker.stalledIntervalMs,
       maxStalledCount: 2,
     });
     w.on('error', (err) => log.error({ err, queue: policy.queue }, 'worker error'));

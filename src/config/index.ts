@@ -63,6 +63,10 @@ export interface Config {
   worker: {
     /** Ingest jobs run at once in one worker process. @defaultValue 1 (MONTAGE_INGEST_CONCURRENCY) */
     ingestConcurrency: number;
+    /** How often workers look for stalled jobs (a crashed worker's), ms. @defaultValue 30000 (MONTAGE_STALLED_INTERVAL_MS) */
+    stalledIntervalMs: number;
+    /** Overrides every job type's lock duration from the policy table, ms. @defaultValue unset (MONTAGE_LOCK_MS) */
+    lockMs: number | undefined;
   };
   /** @defaultValue 'info' (LOG_LEVEL) */
   logLevel: string;
@@ -162,6 +166,8 @@ export function loadConfig(env: Env = process.env): Config {
     },
     worker: {
       ingestConcurrency: int(env, 'MONTAGE_INGEST_CONCURRENCY', 1, 1, 64),
+      stalledIntervalMs: int(env, 'MONTAGE_STALLED_INTERVAL_MS', 30_000, 50, 3_600_000),
+      lockMs: env.MONTAGE_LOCK_MS ? int(env, 'MONTAGE_LOCK_MS', 0, 500, 3_600_000) : undefined,
     },
     logLevel: oneOf(env, 'LOG_LEVEL', 'info', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const),
   };
