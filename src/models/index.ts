@@ -30,6 +30,8 @@ export interface LoadedEncoders extends Encoders {
   readonly manifest: VerifiedGeneration;
   /** Execution provider a tower's session runs on, or null while it is not opened yet. */
   provider(tower: TowerName): string | null;
+  /** Image files (JPEG, PNG, WebP...) as motionless segments through the video tower: image queries. */
+  encodeImages(images: Uint8Array[]): Promise<Float32Array[]>;
 }
 
 function towerOrThrow(towers: Partial<Record<TowerName, Tower>>, name: TowerName, gen: string): Tower {
@@ -69,19 +71,27 @@ export async function loadEncoders(dir: string, opts: EncoderOptions = {}): Prom
   const tower = (name: TowerName) => towerOrThrow(towers, name, info.name);
   let tokenizer: Promise<TextTokenizer> | undefined;
 
+  const encodeFrames = async (segments: FrameSegment[]): Promise<Float32Array[]> => {
+    const t = tower('video');
+    const { frames_per_segment: frames, frame_size: s } = video;
+    return inBatches(segments, maxBatch, async (slice) => {
+      const data = await framesToTensor(slice, video, tables);
+      return t.run({ frames: { data, dims: [slice.length, frames, 3, s, s] } });
+    });
+  };
+
   return {
     generation: info,
     manifest: gen,
     has: (name) => name in towers,
     provider: (name) => towers[name]?.provider() ?? null,
 
-    async encodeFrames(segments: FrameSegment[]) {
-      const t = tower('video');
-      const { frames_per_segment: frames, frame_size: s } = video;
-      return inBatches(segments, maxBatch, async (slice) => {
-        const data = await framesToTensor(slice, video, tables);
-        return t.run({ frames: { data, dims: [slice.length, frames, 3, s, s] } });
-      });
+    encodeFrames,
+
+    async encodeImages(images: Uint8Array[]) {
+      const segments: FrameSegment[] = [];
+      for (const image of images) segments.push(await imageToSegment(image, video));
+      return encodeFrames(segments);
     },
 
     async encodeAudio(segments: Float32Array[]) {

@@ -278,14 +278,14 @@ describe('real photographs as still-image queries', { skip: photoSkip }, () => {
     const enc = await loadEncoders(dir!, { provider: 'cpu', intraOpThreads: 2, log: quiet });
     try {
       const video = enc.generation.preprocessing.video;
-      const originals: FrameSegment[] = [];
+      const originals: Buffer[] = [];
       const queries: { owner: number; kind: string; seg: FrameSegment }[] = [];
       for (const [i, name] of photos.entries()) {
         const bytes = await readFile(join(PHOTO_DIR, name));
-        originals.push(await imageToSegment(bytes, video));
+        originals.push(bytes);
         for (const [kind, v] of Object.entries(await variants(bytes))) queries.push({ owner: i, kind, seg: await imageToSegment(v, video) });
       }
-      const gallery = await enc.encodeFrames(originals);
+      const gallery = await enc.encodeImages(originals);
       const q = await enc.encodeFrames(queries.map((x) => x.seg));
       const hits = q.map((v, k) => {
         const scores = gallery.map((g) => dot(v, g));
