@@ -132,6 +132,34 @@ describe('loadManifest on a synthetic generation', () => {
     await rejectsWith(dir, 'towers.audio.inputs', /\[pcm\].*\[waveform\]/);
   });
 
+  test('user and behaviour towers are checked against dim and max_items', async () => {
+    await fresh();
+    for (const name of ['user.onnx', 'behaviour.onnx']) {
+      await writeFile(join(dir, name), name);
+      manifest.files[name] = sha(name);
+    }
+    const out = { name: 'embedding', shape: ['batch', 8] };
+    manifest.towers.user = {
+      file: 'user.onnx',
+      inputs: {
+        items: { shape: ['batch', 5, 8], dtype: 'float32' },
+        mask: { shape: ['batch', 5], dtype: 'float32' },
+        age: { shape: ['batch', 5], dtype: 'float32' },
+      },
+      output: out,
+    };
+    manifest.towers.behaviour = { file: 'behaviour.onnx', inputs: { content: { shape: ['batch', 8], dtype: 'float32' } }, output: out };
+    await writeManifest(dir, manifest);
+    await rejectsWith(dir, 'preprocessing.user.max_items', /max_items/);
+    manifest.preprocessing.user = { max_items: 5, time_gap_unit_seconds: 86400 };
+    await writeManifest(dir, manifest);
+    const gen = await loadManifest(dir);
+    assert.deepEqual(gen.info.towers.sort(), ['audio', 'behaviour', 'text', 'user', 'video']);
+    manifest.towers.user.inputs.items.shape = ['batch', 5, 16];
+    await writeManifest(dir, manifest);
+    await rejectsWith(dir, 'towers.user.inputs.items.shape', /dimension mismatch.*16.*expected 8/);
+  });
+
   test('a path escaping the folder is refused', async () => {
     await fresh();
     manifest.files['../outside'] = sha('x');
