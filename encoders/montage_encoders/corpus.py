@@ -325,9 +325,16 @@ def _background(spec: ClipSpec, width: int, height: int) -> np.ndarray:
     return np.clip(level[..., None].astype(np.float32) * tint, 0, 1)
 
 
-def _draw_object(frame: np.ndarray, spec: ClipSpec, j: _Jitter, cx: float, cy: float, scale: float) -> None:
-    """Composite one object centred at (cx, cy) into frame (H, W, 3 float), inside its bbox only."""
-    height, width = frame.shape[:2]
+@lru_cache(maxsize=32)
+def _background_u8(spec: ClipSpec, width: int, height: int) -> np.ndarray:
+    return (_background(spec, width, height) * 255 + 0.5).astype(np.uint8)
+
+
+def _draw_object(out: np.ndarray, background: np.ndarray, spec: ClipSpec, j: _Jitter,
+                 cx: float, cy: float, scale: float) -> None:
+    """Composite one object centred at (cx, cy) over the float background into the uint8 frame
+    `out` (H, W, 3), touching only the object's bounding box (the rest is already background)."""
+    height, width = out.shape[:2]
     r = j.radius * scale
     aa = 1.0 / min(width, height)  # one pixel of anti-aliasing
     outline = max(1.2 * aa, 0.012)
@@ -345,11 +352,9 @@ def _draw_object(frame: np.ndarray, spec: ClipSpec, j: _Jitter, cx: float, cy: f
     fill = np.clip(0.5 - sdf / aa, 0, 1)[..., None]
     edge = np.clip(0.5 - (sdf - outline) / aa, 0, 1)[..., None]
     rgb = np.asarray(j.rgb, np.float32)
-    patch = frame[py0:py1, px0:px1]
-    patch *= 1 - edge
-    patch += edge * (0.2 * rgb)  # dark rim keeps light objects readable on textures
-    patch *= 1 - fill
-    patch += fill * rgb
+    patch = background[py0:py1, px0:px1] * (1 - edge) + edge * (0.2 * rgb)  # dark rim: readable on textures
+    patch = patch * (1 - fill) + fill * rgb
+    out[py0:py1, px0:px1] = (patch * 255 + 0.5).astype(np.uint8)
 
 
 def render_frames(spec: ClipSpec, width: int, height: int, times: np.ndarray) -> np.ndarray:
@@ -359,16 +364,17 @@ def render_frames(spec: ClipSpec, width: int, height: int, times: np.ndarray) ->
     square looks like the same clip rendered square.
     """
     times = np.atleast_1d(np.asarray(times, dtype=np.float64))
-    background = _background(spec, width, height)
+    background, background_u8 = _background(spec, width, height), _background_u8(spec, width, height)
     j = _jitter(spec)
     xs, ys, scales = object_track(spec, times)
     out = np.empty((len(times), height, width, 3), np.uint8)
+    out[:] = background_u8
     for i in range(len(times)):
-        frame = background.copy()
-        for dx in (-1.0, 0.0, 1.0):  # torus copies: an object leaving one edge enters the other
+        # Torus copies: an object leaving one edge enters the other. Copies sit a frame apart
+        # and an object spans under half a frame, so their boxes never overlap.
+        for dx in (-1.0, 0.0, 1.0):
             for dy in (-1.0, 0.0, 1.0):
-                _draw_object(frame, spec, j, xs[i] + dx, ys[i] + dy, scales[i])
-        out[i] = (frame * 255 + 0.5).astype(np.uint8)
+                _draw_object(out[i], background, spec, j, xs[i] + dx, ys[i] + dy, scales[i])
     return out
 
 
@@ -586,12 +592,18 @@ def _write_audio(scenes: list[Scene], path: str, sample_rate: int, seconds: floa
 
 
 def _frame_chunks(scenes: list[Scene], width: int, height: int, fps: float, seconds: float):
-    frames = int(round(seconds * fps))
-    for start in range(0, frames, 16):
-        for i in range(start, min(start + 16, frames)):
-            t = i / fps
-            scene = _scene_at(scenes, t)
-            yield render_frames(scene.spec, width, height, np.array([t - scene.start]))[0]
+    """Yield uint8 frames one at a time, so a long HD clip never sits in memory; a frame whose
+    object did not move (still clips) is reused rather than rendered again."""
+    last_key, last_frame = None, None
+    for i in range(int(round(seconds * fps))):
+        t = i / fps
+        scene = _scene_at(scenes, t)
+        x, y, scale = (float(v[0]) for v in object_track(scene.spec, np.array([t - scene.start])))
+        key = (scene.spec, x, y, scale)
+        if key != last_key:
+            last_key = key
+            last_frame = render_frames(scene.spec, width, height, np.array([t - scene.start]))[0]
+        yield last_frame
 
 
 def write_clip(scenes: list[Scene], out: str, width: int, height: int, fps: float,
