@@ -54,9 +54,16 @@ export async function extractAudio(file: string, opts: AudioOptions, label: stri
     run.kill();
     throw err;
   }
-  // Copy into a fresh, 4-byte-aligned buffer: a Buffer's byteOffset may not be.
+  // Copy chunk by chunk into one 4-byte-aligned buffer (a Buffer's byteOffset may not be), without
+  // a Buffer.concat that would hold a third copy of a 5-minute track.
   const pcm = new Float32Array(Math.floor(bytes / 4));
-  new Uint8Array(pcm.buffer).set(Buffer.concat(chunks, pcm.length * 4));
+  const view = new Uint8Array(pcm.buffer);
+  let at = 0;
+  for (const chunk of chunks.splice(0)) {
+    const n = Math.min(chunk.length, view.length - at);
+    view.set(chunk.subarray(0, n), at);
+    at += n;
+  }
   return pcm;
 }
 

@@ -114,7 +114,11 @@ export async function* iterateSegments(file: string, opts: ExtractFrameOptions, 
     await run.done;
     finished = true;
   } finally {
-    if (!finished) run.kill();
+    // Stopped early (the caller broke out, or threw): reap the child before returning.
+    if (!finished) {
+      run.kill();
+      await run.done.catch(() => {});
+    }
   }
   if (frames.length > 0) {
     while (frames.length < T) frames.push(frames[frames.length - 1]!);

@@ -140,11 +140,13 @@ describe('frames', () => {
 
   test('breaking out of the iterator stops ffmpeg early', async () => {
     let n = 0;
-    for await (const seg of iterateSegments(clip('good.mp4'), frameOpts(5), 'good')) {
+    // 224 px frames (150 kB) fill the pipe, so an ffmpeg left alive would still be there, blocked.
+    for await (const seg of iterateSegments(clip('good.mp4'), frameOpts(5, { size: 224 }), 'good')) {
       n += seg.frames.length;
       break;
     }
     assert.equal(n, 4);
+    assert.equal(spawnSync('pgrep', ['-f', clip('good.mp4')]).status, 1, 'ffmpeg was reaped');
   });
 
   test('a decode that hangs is killed with SIGKILL, leaving no process behind', async () => {
