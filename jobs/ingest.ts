@@ -14,7 +14,7 @@ import type { Catalog } from '../src/catalog/index.ts';
 import type { Encoders } from '../src/models/types.ts';
 import type { VectorStore, ItemPoint, SegmentPoint, Modality } from '../src/store/types.ts';
 import type { MediaLimits, ProbeResult, SegmentFrames } from '../src/media/types.ts';
-import { probe, extractFrames, extractAudio, segmentAudio, posterFrame } from '../src/media/index.ts';
+import { probe, extractFrames, extractAudio, segmentAudio, posterFrame, DEFAULT_MEDIA_LIMITS } from '../src/media/index.ts';
 import { fuseSegment, fuseVideo } from '../src/fusion/index.ts';
 import { JOB_POLICY } from './policy.ts';
 
@@ -54,16 +54,15 @@ export interface IngestDeps {
   log: Logger;
 }
 
+/** The media limits in force: the media module's documented defaults, with the configured bounds on top. */
 export function mediaLimits(config: Config): MediaLimits {
   return {
+    ...DEFAULT_MEDIA_LIMITS,
     maxDurationS: config.media.maxDurationS,
     minDurationS: config.media.minDurationS,
     maxWidth: config.media.maxSide,
     maxHeight: config.media.maxSide,
     maxStreams: config.media.maxStreams,
-    allowedContainers: ['mov', 'mp4', 'm4a', '3gp', '3g2', 'mj2', 'matroska', 'webm', 'avi', 'mpegts', 'ogg', 'flv'],
-    allowedVideoCodecs: ['h264', 'hevc', 'vp8', 'vp9', 'av1', 'mpeg4', 'mpeg2video', 'mjpeg', 'theora'],
-    allowedAudioCodecs: ['aac', 'mp3', 'opus', 'vorbis', 'flac', 'ac3', 'pcm_s16le', 'pcm_f32le', 'pcm_s24le'],
     timeoutMs: config.media.timeoutMs,
   };
 }
@@ -159,7 +158,8 @@ async function runIngest(deps: IngestDeps, job: Job<IngestData>): Promise<Ingest
   await clock.enter('probe');
   const rec0 = await catalog.update(videoId, { status: 'processing' });
   if (!rec0) return skipped(videoId, clock);
-  const info: ProbeResult = await probe(uploadPath, mediaLimits(config), videoId);
+  const limits = mediaLimits(config);
+  const info: ProbeResult = await probe(uploadPath, limits, videoId);
   duration = info.durationS;
   await catalog.update(videoId, { durationS: info.durationS });
 
@@ -167,13 +167,16 @@ async function runIngest(deps: IngestDeps, job: Job<IngestData>): Promise<Ingest
   const vp = gen.preprocessing.video;
   const ap = gen.preprocessing.audio;
   const [segments, pcm] = await Promise.all([
-    extractFrames(uploadPath, { segmentSeconds: vp.segment_seconds, framesPerSegment: vp.frames_per_segment, size: vp.frame_size, resize: vp.resize, durationS: info.durationS }, videoId),
-    info.audioCodec && encoders.has('audio') ? extractAudio(uploadPath, { sampleRate: ap.sample_rate }, videoId) : Promise.resolve(null),
+    extractFrames(uploadPath, { segmentSeconds: vp.segment_seconds, framesPerSegment: vp.frames_per_segment, size: vp.frame_size, resize: vp.resize,
+      durationS: info.durationS, timeoutMs: limits.timeoutMs, allowedContainers: limits.allowedContainers }, videoId),
+    info.audioCodec && encoders.has('audio')
+      ? extractAudio(uploadPath, { sampleRate: ap.sample_rate, hasAudio: true, maxDurationS: info.durationS, timeoutMs: limits.timeoutMs, allowedContainers: limits.allowedContainers }, videoId)
+      : Promise.resolve(null),
   ]);
   if (segments.length === 0) throw new AppError('CORRUPT_MEDIA', `ffmpeg on ${videoId} decoded no frames`);
   const posterPath = path.join(config.dataDir, 'posters', `${videoId}.jpg`);
   await mkdir(path.dirname(posterPath), { recursive: true });
-  await posterFrame(uploadPath, posterPath, Math.min(info.durationS / 2, 1));
+  await posterFrame(uploadPath, posterPath, Math.min(info.durationS / 2, 1), { label: videoId });
 
   await clock.enter('encode');
   const rec = await catalog.get(videoId);
