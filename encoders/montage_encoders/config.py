@@ -21,9 +21,9 @@ class Config:
     frames_per_segment: int = 4
     segment_seconds: float = 2.0
     backbone_up_to: str = "block_10"
-    backbone_weights: str = "../node_modules/nsfwjs/dist/models/mobilenet_v2"
+    backbone_weights: str = ""  # tfjs folder; "" = backbone.default_weights_dir() (<repo>/.cache/nsfwjs)
     backbone_pretrained: bool = True
-    video_head_channels: int = 128
+    video_head_channels: int = 64
     video_width: int = 512
     video_heads: int = 4
     # audio
@@ -37,22 +37,22 @@ class Config:
     # text
     max_length: int = 48  # captions run to ~41 tokens (hyphens and commas are tokens)
     text_width: int = 384
-    text_layers: int = 2
+    text_layers: int = 1
     text_heads: int = 6
     text_ffn: int = 768
     # corpus
-    train_clips: int = 4000
+    train_clips: int = 5000
     test_clips: int = 600
-    views_per_clip: int = 2
+    views_per_clip: int = 1
     corpus_seed: int = 1234
     clip_seconds: float = 6.0
     # optimisation
-    steps: int = 1500
-    batch_size: int = 128
+    steps: int = 1200
+    batch_size: int = 64
     lr: float = 1e-3
     backbone_lr: float = 0.0
     weight_decay: float = 0.05
-    warmup_steps: int = 100
+    warmup_steps: int = 60
     dropout: float = 0.1
     init_temperature: float = 0.07
     max_logit_scale: float = 100.0
@@ -66,8 +66,8 @@ class Config:
     ckpt_every: int = 250
     # evaluation
     eval_batch: int = 64
-    scratch_steps: int = 0  # from-scratch comparison (end to end on pixels); 0 = skip
-    scratch_train_clips: int = 1500
+    scratch_steps: int = 40  # from-scratch comparison (end to end on pixels); 0 = skip
+    scratch_train_clips: int = 1000
     extra: dict = field(default_factory=dict)
 
     @property

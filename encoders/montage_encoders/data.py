@@ -39,6 +39,10 @@ def backbone_weights_dir(cfg: Config) -> str | None:
     if not cfg.backbone_pretrained:
         return None
     path = cfg.backbone_weights
+    if not path:
+        from .backbone import default_weights_dir
+
+        return default_weights_dir()
     if not os.path.isabs(path):  # relative to encoders/, where the trainer runs
         path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), path)
     return path

@@ -164,22 +164,23 @@ class LogMel(nn.Module):
 
 
 def _conv1d(cin: int, cout: int, k: int, stride: int = 1, dilation: int = 1) -> nn.Sequential:
-    pad = dilation * (k - 1) // 2
+    pad = 0 if k == stride else dilation * (k - 1) // 2  # k == stride: non-overlapping patches
     return nn.Sequential(nn.Conv1d(cin, cout, k, stride, pad, dilation), nn.BatchNorm1d(cout), nn.GELU())
 
 
 class AudioNet(nn.Module):
     """log-mel (B, mels, frames) -> (B, D). Mels are channels: 1-D convs over time are cheap.
 
-    Three stride-2 convs bring 10 ms frames to 80 ms; two dilated residual convs then see about
-    a second, which is what a rhythm needs.
+    A patchifying conv turns 4 mel frames (40 ms) into one step, a stride-2 conv brings that to
+    80 ms, and two dilated residual convs then see about a second, which is what a rhythm needs.
+    Mean and max over time keep both the level and the peaks (beeps).
     """
 
     def __init__(self, cfg: Config):
         super().__init__()
         w = cfg.audio_width
         self.inorm = nn.BatchNorm1d(cfg.n_mels)
-        self.stem = nn.Sequential(_conv1d(cfg.n_mels, w // 2, 5, 2), _conv1d(w // 2, w, 3, 2), _conv1d(w, w, 3, 2))
+        self.stem = nn.Sequential(_conv1d(cfg.n_mels, w, 4, 4), _conv1d(w, w, 3, 2))
         self.res1 = _conv1d(w, w, 3, dilation=2)
         self.res2 = _conv1d(w, w, 3, dilation=4)
         self.norm = nn.LayerNorm(2 * w)

@@ -89,8 +89,8 @@ def prepare_data(cfg: Config, out: str, log) -> tuple[Split, Split, float]:
 def _cache_key(cfg: Config) -> dict:
     keys = ("frame_size", "frames_per_segment", "segment_seconds", "backbone_up_to", "backbone_pretrained",
             "sample_rate", "n_fft", "hop", "n_mels", "f_min", "f_max", "train_clips", "test_clips",
-            "views_per_clip", "corpus_seed", "clip_seconds", "scratch_steps", "scratch_train_clips")
-    return {k: getattr(cfg, k) for k in keys}
+            "views_per_clip", "corpus_seed", "clip_seconds", "scratch_train_clips")
+    return {**{k: getattr(cfg, k) for k in keys}, "pixels": cfg.scratch_steps > 0}
 
 
 def caption_ids(tok: WordTokenizer, split: Split) -> tuple[torch.Tensor, torch.Tensor]:
@@ -131,12 +131,13 @@ def make_batch(step: int, idx: np.ndarray, train: Split, ids: torch.Tensor, mask
 
 # ------------------------------------------------------------------ training
 def train_loop(cfg: Config, model: MontageModel, opt, train: Split, tok: WordTokenizer, out: str,
-               start_step: int, timings: dict, log) -> None:
+               start_step: int, timings: dict, log) -> list[float]:
+    """Runs steps start_step..cfg.steps; returns the loss of each step run."""
     device = next(model.parameters()).device
     ids, mask = caption_ids(tok, train)
     batches = Batches(len(train), cfg.batch_size, cfg.seed)
     model.train()
-    window_start, window_steps = time.time(), 0
+    window_start, window_steps, losses = time.time(), 0, []
     for step in range(start_step, cfg.steps):
         for g in opt.param_groups:
             g["lr"] = lr_at(step, cfg)
@@ -146,6 +147,7 @@ def train_loop(cfg: Config, model: MontageModel, opt, train: Split, tok: WordTok
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
+        losses.append(float(loss))
         window_steps += 1
         if (step + 1) % cfg.log_every == 0 or step + 1 == cfg.steps:
             rate = window_steps / (time.time() - window_start)
@@ -157,6 +159,7 @@ def train_loop(cfg: Config, model: MontageModel, opt, train: Split, tok: WordTok
             timings["train_seconds"] = timings.get("train_seconds", 0.0) + (time.time() - timings.pop("_t0"))
             save_checkpoint(out, cfg, model, opt, step + 1, tok, timings)
             timings["_t0"] = time.time()
+    return losses
 
 
 def save_checkpoint(out, cfg, model, opt, step, tok, timings) -> None:
@@ -307,13 +310,14 @@ def run(cfg: Config, out: str, resume: bool = False) -> dict:
     log(f"model: vocab {len(tok)}, trainable parameters "
         f"{sum(p.numel() for p in model.parameters() if p.requires_grad):,}, device {device}")
     timings["_t0"] = time.time()
-    train_loop(cfg, model, opt, train, tok, out, start_step, timings, log)
+    losses = train_loop(cfg, model, opt, train, tok, out, start_step, timings, log)
     timings.pop("_t0", None)
     metrics = evaluate_run(cfg, model, train, test, tok, device, log)
     metrics["timings"] = {**timings, "eval_seconds": metrics.pop("eval_seconds"),
                           "this_invocation_seconds": round(time.time() - t_start, 1)}
     metrics["hardware"] = hardware()
     metrics["steps"] = cfg.steps
+    metrics["losses"] = [round(x, 4) for x in losses]
     with open(os.path.join(out, "metrics.json"), "w") as f:
         json.dump(metrics, f, indent=1)
     log(f"done in {time.time() - t_start:.0f}s: {os.path.join(out, 'metrics.json')}")
