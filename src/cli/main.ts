@@ -27,34 +27,45 @@ function workers(rt: Runtime): RunningWorkers {
   return startWorkers(rt.config, rt.redis, { ingest: makeIngestProcessor(rt), 'user-vector': makeUserVectorProcessor(rt) }, rt.log);
 }
 
-/** SIGTERM/SIGINT: stop taking work, drain, close in order; a second signal exits at once. */
-function onShutdown(log: Runtime['log'], steps: Array<() => Promise<unknown>>): void {
+/**
+ * SIGTERM/SIGINT: stop taking work, drain, close in order; a second signal exits at once. Installed before the
+ * slow boot (models, store), so a signal during boot exits cleanly too; steps are added as parts come up.
+ */
+function shutdownHandler(log: () => Runtime['log'] | undefined): (step: () => Promise<unknown>) => void {
+  const steps: Array<() => Promise<unknown>> = [];
   let stopping = false;
   const stop = async (signal: string) => {
     if (stopping) process.exit(1);
     stopping = true;
-    log.info({ signal }, 'shutting down');
+    log()?.info({ signal }, 'shutting down');
     for (const step of steps) {
-      try { await step(); } catch (err) { log.error({ err }, 'shutdown step failed'); }
+      try { await step(); } catch (err) { log()?.error({ err }, 'shutdown step failed'); }
     }
     process.exit(0);
   };
   process.on('SIGTERM', () => void stop('SIGTERM'));
   process.on('SIGINT', () => void stop('SIGINT'));
+  return (step) => { steps.push(step); };
 }
 
 async function serve(withWorker: boolean): Promise<void> {
-  const rt = await createRuntime({ role: withWorker ? 'all' : 'api' });
+  let rt: Runtime | undefined;
+  const onStop = shutdownHandler(() => rt?.log);
+  rt = await createRuntime({ role: withWorker ? 'all' : 'api' });
   const app = await buildApp(rt);
-  const w = withWorker ? workers(rt) : null;
-  onShutdown(rt.log, [() => app.close(), async () => w?.close(), () => rt.close()]);
+  onStop(() => app.close());
+  if (withWorker) { const w = workers(rt); onStop(() => w.close()); }
+  onStop(() => rt!.close());
   await app.listen({ host: rt.config.server.host, port: rt.config.server.port });
 }
 
 async function worker(): Promise<void> {
-  const rt = await createRuntime({ role: 'worker' });
+  let rt: Runtime | undefined;
+  const onStop = shutdownHandler(() => rt?.log);
+  rt = await createRuntime({ role: 'worker' });
   const w = workers(rt);
-  onShutdown(rt.log, [() => w.close(), () => rt.close()]);
+  onStop(() => w.close());
+  onStop(() => rt!.close());
 }
 
 async function listVideos(inputs: string[]): Promise<string[]> {

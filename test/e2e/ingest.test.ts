@@ -114,7 +114,7 @@ test('a silent clip is stored with video and text only', async () => {
   assert.ok(item!.vectors?.video && item!.vectors?.fused && item!.vectors?.text);
 });
 
-test('a file that probes but does not decode fails its job once, without retry, touching nothing stored', async () => {
+test('a file that probes but does not decode fails its job once, without retry, touching nothing stored', async (t) => {
   const before = await svc.rt.store.countItems();
   const good = path.join(svc.config.dataDir, 'good.mp4');
   await corpusClip(good, ['--seed', '13', '--seconds', '4', '--size', '128x128']);
@@ -127,6 +127,7 @@ test('a file that probes but does not decode fails its job once, without retry, 
   const bad = path.join(svc.config.dataDir, 'bad.mp4');
   await writeFile(bad, bytes);
   const res = await uploadFile(bad, { title: 'broken' });
+  t.diagnostic(`upload answered ${res.status}`);
   if (res.status !== 202) {
     // Refused at the door is also a correct outcome: then it must carry a media code and leave no file.
     const body = (await res.json()) as { error: { code: string } };

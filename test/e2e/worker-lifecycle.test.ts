@@ -24,6 +24,14 @@ after(async () => {
   await svc?.close();
 });
 
+async function stopAll(): Promise<void> {
+  await Promise.all(children.filter((c) => c.exitCode === null && c.signalCode === null).map((c) => {
+    const exited = new Promise((r) => c.once('exit', r));
+    c.kill('SIGTERM');
+    return exited;
+  }));
+}
+
 function startWorker(): ChildProcess {
   const c = spawn(process.execPath, [path.join(ROOT, 'src/cli/main.ts'), 'worker'], { env: { ...process.env, ...svc.env }, stdio: 'ignore' });
   children.push(c);
@@ -60,6 +68,7 @@ test('a job whose worker was killed mid-job is recovered by another worker', asy
   assert.equal(await waitState(jobId, ['completed', 'failed'], 180_000), 'completed');
   const job = await svc.rt.queues.ingest.getJob(jobId);
   assert.ok((job!.stalledCounter ?? 0) >= 1 || job!.attemptsMade >= 1, 'the job was picked up again after stalling');
+  await stopAll();
 });
 
 test('SIGTERM drains: the active job completes before the worker exits cleanly', async () => {
