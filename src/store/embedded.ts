@@ -30,8 +30,8 @@ export interface EmbeddedStoreOptions {
   dataDir: string;
   /**
    * Vectors in a column before an ANN index is built on it; below this every search is an
-   * exact scan, which on 2 cores stays under ~10 ms up to about this size.
-   * @defaultValue 50_000
+   * exact scan, which on 2 cores stays around 10 ms up to about this size.
+   * @defaultValue 10_000
    */
   indexThreshold?: number;
   /** Build and refresh indexes in the background after writes. @defaultValue true */
@@ -42,10 +42,18 @@ export interface EmbeddedStoreOptions {
    * @defaultValue 0
    */
   readConsistencyS?: number;
-  /** HNSW beam width at query time; higher is slower and more exact. @defaultValue 64 */
-  ef?: number;
-  /** Candidates re-scored on the full vectors, as a multiple of limit. @defaultValue 2 */
+  /** Candidates re-scored on the full vectors, as a multiple of limit+offset. @defaultValue 10 */
   refineFactor?: number;
+  /** IVF partitions visited per query at least. @defaultValue 20 */
+  nprobes?: number;
+  /**
+   * IVF partitions visited at most: more than `nprobes` are searched only while a narrow
+   * filter has not yet yielded `limit` hits, so filtered queries still fill their page.
+   * @defaultValue 400
+   */
+  maxNprobes?: number;
+  /** Small-write fragments tolerated before the table is compacted. @defaultValue 64 */
+  maxSmallFragments?: number;
   /** Where background index failures are reported. @defaultValue console */
   log?: { warn: (obj: object, msg: string) => void };
 }
@@ -75,7 +83,8 @@ export class EmbeddedStore implements VectorStore {
 
   constructor(opts: EmbeddedStoreOptions) {
     this.#opts = {
-      indexThreshold: 50_000, autoIndex: true, readConsistencyS: 0, ef: 64, refineFactor: 2, ...opts,
+      indexThreshold: 10_000, autoIndex: true, readConsistencyS: 0, refineFactor: 10, nprobes: 20,
+      maxNprobes: 400, maxSmallFragments: 64, ...opts,
     };
   }
 
@@ -224,14 +233,19 @@ export class EmbeddedStore implements VectorStore {
   }
 
   /**
-   * Builds missing ANN indexes on vector columns that crossed `indexThreshold` and folds rows
-   * written since the last build into existing ones. Runs in the background after writes when
+   * Builds missing ANN indexes on vector columns that crossed `indexThreshold`, folds rows
+   * written since the last build into existing ones, and compacts tables that one-video
+   * upserts have split into many small fragments. Runs in the background after writes when
    * `autoIndex` is on; benchmarks and the backfill CLI await it directly.
    */
   async ensureIndexes(): Promise<void> {
-    for (const [kind, names] of [['items', ITEM_VECTORS], ['segments', SEGMENT_VECTORS]] as const) {
+    for (const [kind, names] of [['items', ITEM_VECTORS], ['segments', SEGMENT_VECTORS], ['users', []]] as const) {
       const t = this.#table(kind, 'write');
-      await this.#serial(t.name, () => this.#guard(`indexing ${t.name}`, () => this.#indexTable(t, names)));
+      await this.#serial(t.name, () => this.#guard(`indexing ${t.name}`, async () => {
+        const compacted = await this.#indexTable(t, names);
+        const { fragmentStats } = await t.stats();
+        if (!compacted && fragmentStats.numSmallFragments > this.#opts.maxSmallFragments) await t.optimize();
+      }));
     }
   }
 
@@ -250,11 +264,13 @@ export class EmbeddedStore implements VectorStore {
   #vectorQuery(kind: Kind, req: SearchRequest, where: string, cols: string[]) {
     return this.#table(kind, 'read').query().nearestTo(req.vector).column(`v_${req.using}`)
       .distanceType('cosine').where(where).select([...cols, '_distance'])
-      .limit(req.limit).offset(req.offset ?? 0).ef(this.#opts.ef).refineFactor(this.#opts.refineFactor);
+      .limit(req.limit).offset(req.offset ?? 0).refineFactor(this.#opts.refineFactor)
+      .minimumNprobes(this.#opts.nprobes).maximumNprobes(Math.max(this.#opts.nprobes, this.#opts.maxNprobes));
   }
 
-  async #indexTable(t: LanceTable, names: readonly string[]): Promise<void> {
-    if ((await t.countRows()) < this.#opts.indexThreshold) return;
+  /** Returns whether it ran optimize() (which also compacts). */
+  async #indexTable(t: LanceTable, names: readonly string[]): Promise<boolean> {
+    if (names.length === 0 || (await t.countRows()) < this.#opts.indexThreshold) return false;
     const have = new Map((await t.listIndices()).map((i) => [i.columns[0] ?? '', i.name]));
     for (const col of ['id', 'video_id']) {
       if (!have.has(col)) await t.createIndex(col, { config: lancedb.Index.btree() });
@@ -267,10 +283,11 @@ export class EmbeddedStore implements VectorStore {
         const stats = await t.indexStats(indexName);
         stale ||= (stats?.numUnindexedRows ?? 0) > Math.max(1000, 0.05 * (stats?.numIndexedRows ?? 0));
       } else if ((await t.countRows(`has_${n} = true`)) >= this.#opts.indexThreshold) {
-        await t.createIndex(col, { config: hnswConfig(await t.countRows()) });
+        await t.createIndex(col, { config: ivfRqConfig(await t.countRows()) });
       }
     }
     if (stale) await t.optimize();
+    return stale;
   }
 
   #noteWrite(rows: number): void {
@@ -405,12 +422,17 @@ function vectorDim(schema: Schema, column: string): number {
 }
 
 /**
- * IVF-HNSW-SQ: a few IVF partitions each holding an HNSW graph over 8-bit scalar-quantised
- * vectors, re-scored on the full vectors (refineFactor). Chosen over IVF-PQ after measuring
- * both (src/store/README.md): higher recall at lower latency for the same memory budget here.
+ * IVF-RQ: k-means partitions (about sqrt(rows)) whose residuals are RaBitQ-quantised to one
+ * bit per dimension; a query scans the codes of its nearest partitions and re-scores the best
+ * `refineFactor * limit` on the full vectors. Picked over IVF-PQ and IVF-HNSW-SQ after
+ * measuring all of them here (src/store/README.md): as good recall at lower latency, and it
+ * builds in seconds where those took minutes (PQ / HNSW training dominate). k-means is trained
+ * on a sample (64 per partition, 20 iterations): at 1M rows that is 64k vectors, not 1M.
  */
-function hnswConfig(rows: number) {
-  return lancedb.Index.hnswSq({ distanceType: 'cosine', numPartitions: Math.max(1, Math.round(rows / 250_000)) });
+function ivfRqConfig(rows: number) {
+  return lancedb.Index.ivfRq({
+    distanceType: 'cosine', numPartitions: Math.max(1, Math.round(Math.sqrt(rows))), maxIterations: 20, sampleRate: 64,
+  });
 }
 
 /** Retries LanceDB's optimistic-commit conflicts (another process committed first). */

@@ -12,6 +12,7 @@ import { randomUUID } from 'node:crypto';
 import * as lancedb from '@lancedb/lancedb';
 import { EmbeddedStore } from '../../src/store/embedded.ts';
 import { QdrantStore } from '../../src/store/qdrant.ts';
+import { Synth } from '../../bench/synth.ts';
 import { cosine, exactTopK, normalize, recallAt } from '../../src/store/exact.ts';
 import type { ItemPayload, ItemPoint, Modality, SegmentPoint, StoreGeneration, VectorName, VectorStore } from '../../src/store/types.ts';
 
@@ -295,14 +296,17 @@ describe('embedded store with an ANN index', () => {
     for (const d of dirs) await rm(d, { recursive: true, force: true });
   });
 
+  // Clustered unit vectors, as embeddings are (bench/synth.ts); IVF on uniform noise is a
+  // different, unrealistic problem.
   test('keeps recall against exact search and honours filters once indexed', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'montage-ann-'));
     dirs.push(dir);
-    const dim = 32;
+    const dim = 64;
+    const synth = new Synth({ dim, clusters: 40, sigma: 0.1, seed: 3 });
     const store = new EmbeddedStore({ dataDir: dir, indexThreshold: 1500, autoIndex: false });
     await store.open({ name: 'ann', dim });
     const n = 2000;
-    const vecs = Array.from({ length: n }, (_, i) => unit(i + 1, dim));
+    const vecs = Array.from({ length: n }, (_, i) => synth.vector(i, new Float32Array(dim)));
     const pts: ItemPoint[] = vecs.map((v, i) => ({
       payload: { ...payload(`a${i}`), tags: [i % 2 ? 'odd' : 'even'] }, vectors: { fused: v },
     }));
@@ -315,14 +319,14 @@ describe('embedded store with an ANN index', () => {
     const matrix = flat(vecs);
     let recall = 0;
     for (let q = 0; q < 20; q++) {
-      const query = unit(10_000 + q, dim);
+      const query = synth.vector(q, new Float32Array(dim), 1);
       const hits = await store.searchItems({ vector: query, using: 'fused', limit: 10 });
       recall += recallAt(hits.map((h) => h.videoId), exactTopK(matrix, dim, query, 10).map((e) => `a${e.index}`)) / 20;
       const odd = await store.searchItems({ vector: query, using: 'fused', limit: 10, filter: { tagsAny: ['odd'] } });
       assert.equal(odd.length, 10);
       assert.ok(odd.every((h) => h.payload.tags[0] === 'odd'));
     }
-    assert.ok(recall >= 0.9, `recall@10 ${recall}`);
+    assert.ok(recall >= 0.95, `recall@10 ${recall}`);
     await store.close();
   });
 });

@@ -1,0 +1,26 @@
+/**
+ * Picks the vector store from config: Qdrant when `QDRANT_URL` is set (production: sharding,
+ * replication, a server of its own), the embedded LanceDB store otherwise (one machine, no
+ * server). Both satisfy the same VectorStore contract (test/integration/store.contract.test.ts).
+ * The caller opens the returned store with its generation.
+ */
+import type { Config } from '../config/index.ts';
+import { EmbeddedStore } from './embedded.ts';
+import { QdrantStore } from './qdrant.ts';
+import type { StoreGeneration, VectorStore } from './types.ts';
+
+export type { VectorStore } from './types.ts';
+export { EmbeddedStore } from './embedded.ts';
+export { QdrantStore } from './qdrant.ts';
+
+/** A store that can also repoint its aliases (the backfill's final, atomic switch). */
+export type AdminStore = VectorStore & { pointAliases(gen: StoreGeneration): Promise<void> };
+
+export async function createStore(
+  config: Pick<Config, 'store'>,
+  opts: { log?: { warn: (obj: object, msg: string) => void } } = {},
+): Promise<AdminStore> {
+  const { qdrantUrl, qdrantApiKey, embeddedDir } = config.store;
+  if (qdrantUrl) return new QdrantStore({ url: qdrantUrl, apiKey: qdrantApiKey });
+  return new EmbeddedStore({ dataDir: embeddedDir, ...(opts.log ? { log: opts.log } : {}) });
+}
