@@ -49,23 +49,23 @@ function shutdownHandler(log: () => Runtime['log'] | undefined): (step: () => Pr
 }
 
 async function serve(withWorker: boolean): Promise<void> {
-  let rt: Runtime | undefined;
-  const onStop = shutdownHandler(() => rt?.log);
-  rt = await createRuntime({ role: withWorker ? 'all' : 'api' });
+  const booted: { rt?: Runtime } = {};
+  const onStop = shutdownHandler(() => booted.rt?.log);
+  const rt = (booted.rt = await createRuntime({ role: withWorker ? 'all' : 'api' }));
   const app = await buildApp(rt);
   onStop(() => app.close());
   if (withWorker) { const w = workers(rt); onStop(() => w.close()); }
-  onStop(() => rt!.close());
+  onStop(() => rt.close());
   await app.listen({ host: rt.config.server.host, port: rt.config.server.port });
 }
 
 async function worker(): Promise<void> {
-  let rt: Runtime | undefined;
-  const onStop = shutdownHandler(() => rt?.log);
-  rt = await createRuntime({ role: 'worker' });
+  const booted: { rt?: Runtime } = {};
+  const onStop = shutdownHandler(() => booted.rt?.log);
+  const rt = (booted.rt = await createRuntime({ role: 'worker' }));
   const w = workers(rt);
   onStop(() => w.close());
-  onStop(() => rt!.close());
+  onStop(() => rt.close());
 }
 
 async function listVideos(inputs: string[]): Promise<string[]> {
@@ -105,10 +105,9 @@ async function ingest(args: string[]): Promise<number> {
       process.stderr.write(`\n${f}: ${isAppError(err) ? `${err.code}: ${err.message}` : (err as Error).message}\n`);
     }
   }
-  let done = 0;
   for (;;) {
     const states = await Promise.all(jobs.map(async (id) => (await rt.queues.ingest.getJob(id))?.getState() ?? 'unknown'));
-    done = states.filter((s) => s === 'completed').length;
+    const done = states.filter((s) => s === 'completed').length;
     const jobFailed = states.filter((s) => s === 'failed').length;
     process.stderr.write(`\r${bar(done + jobFailed + failed, files.length, jobFailed + failed)}`);
     if (values['no-worker'] || done + jobFailed === jobs.length) { failed += jobFailed; break; }

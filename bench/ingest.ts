@@ -1,0 +1,70 @@
+/**
+ * bench/ingest: wall seconds per stage for 720p clips of 10 s, 60 s and 5 min through the whole pipeline (queue,
+ * worker, ffmpeg, ONNX towers, fusion, embedded store), beside ffmpeg alone decoding and sampling the same frames
+ * and audio in the same run (the floor), plus the worker's peak RSS. Writes bench/results/ingest.json.
+ *   npm run bench:ingest [-- --clips 10,60,300]
+ */
+import { writeFile, mkdir } from 'node:fs/promises';
+import { createReadStream } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { startTestService } from '../test/helpers/service.ts';
+import { lavfiClip } from '../test/helpers/clips.ts';
+import { ROOT } from '../test/helpers/generation.ts';
+import { ffmpegFloor, probe } from '../src/media/index.ts';
+import { mediaLimits, type IngestResult } from '../jobs/ingest.ts';
+import { storeUpload } from '../src/server/upload.ts';
+import { admitVideo } from '../src/videos/service.ts';
+
+const { values } = parseArgs({ options: { clips: { type: 'string', default: '10,60,300' } } });
+const lengths = values.clips!.split(',').map(Number);
+
+const svc = await startTestService({ workers: true, env: { MONTAGE_MAX_DURATION_S: '900', LOG_LEVEL: 'warn' } });
+const gen = svc.rt.encoders.generation;
+const vp = gen.preprocessing.video;
+const runs = [];
+try {
+  for (const seconds of lengths) {
+    const file = path.join(svc.config.dataDir, `bench-${seconds}s.mp4`);
+    await lavfiClip(file, { seconds, size: '1280x720' });
+    const info = await probe(file, mediaLimits(svc.config), `bench-${seconds}s`);
+    const floorOpts = { segmentSeconds: vp.segment_seconds, framesPerSegment: vp.frames_per_segment, size: vp.frame_size, resize: vp.resize,
+      durationS: info.durationS, sampleRate: gen.preprocessing.audio.sample_rate, hasAudio: info.audioCodec !== null };
+    const floorA = (await ffmpegFloor(file, floorOpts)).seconds;
+
+    let peak = process.memoryUsage().rss;
+    const sampler = setInterval(() => { peak = Math.max(peak, process.memoryUsage().rss); }, 20);
+    const stored = await storeUpload(createReadStream(file), path.join(svc.config.dataDir, 'uploads'), Number.MAX_SAFE_INTEGER);
+    const admitted = await admitVideo({ config: svc.config, catalog: svc.rt.catalog, store: svc.rt.store, ingestQueue: svc.rt.queues.ingest, generation: gen.name },
+      stored, { title: `bench ${seconds}s`, description: '', tags: [] });
+    const job = (await svc.rt.queues.ingest.getJob(admitted.jobId))!;
+    let state = await job.getState();
+    while (state !== 'completed' && state !== 'failed') {
+      await new Promise((r) => setTimeout(r, 100));
+      state = await job.getState();
+    }
+    clearInterval(sampler);
+    const done = (await svc.rt.queues.ingest.getJob(admitted.jobId))!;
+    if (state === 'failed') throw new Error(`bench job failed: ${done.failedReason}`);
+    const result = done.returnvalue as IngestResult;
+    const floorB = (await ffmpegFloor(file, floorOpts)).seconds;
+    const floor = Math.min(floorA, floorB);
+    const pipeline = (done.finishedOn! - done.processedOn!) / 1000;
+    const run = { clip_seconds: seconds, pipeline_s: +pipeline.toFixed(3), ffmpeg_floor_s: +floor.toFixed(3), ratio: +(pipeline / floor).toFixed(2),
+      stages: Object.fromEntries(Object.entries(result.stages).map(([k, v]) => [k, +v.toFixed(3)])),
+      seconds_per_video_minute: +((pipeline / seconds) * 60).toFixed(2), segments: result.segments, peak_rss_mb: Math.round(peak / 2 ** 20) };
+    console.log(JSON.stringify(run));
+    runs.push(run);
+  }
+} finally {
+  await svc.close();
+}
+const out = {
+  generated_at: new Date().toISOString(), machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model, memory_gb: Math.round(os.totalmem() / 2 ** 30) },
+  generation: gen.name, clip: '1280x720 H.264 testsrc2 + 440 Hz sine (AAC), 25 fps', provider: svc.config.models.provider,
+  note: 'pipeline_s = job processing wall time in the worker (probe → cleanup); ffmpeg_floor_s = best of two runs of ffmpeg alone decoding, sampling and resizing the same frames and resampling the same audio to the null muxer; peak_rss_mb = the bench process (API runtime + in-process worker) sampled every 20 ms',
+  runs,
+};
+await mkdir(path.join(ROOT, 'bench', 'results'), { recursive: true });
+await writeFile(path.join(ROOT, 'bench', 'results', 'ingest.json'), `${JSON.stringify(out, null, 2)}\n`);
