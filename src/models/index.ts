@@ -11,7 +11,7 @@ import { loadManifest, type TowerSpec, type VerifiedGeneration } from './manifes
 import { lazyTower, type RuntimeOptions, type Tower } from './onnx.ts';
 import { audioToTensor, channelTables, framesToTensor, imageToSegment } from './preprocess.ts';
 import { loadTokenizer, type TextTokenizer } from './tokenizer.ts';
-import type { Encoders, FrameSegment, TowerName, UserHistory } from './types.ts';
+import type { Encoders, FrameSegment, GenerationInfo, TowerName, UserHistory } from './types.ts';
 
 export { loadManifest, imageToSegment };
 export type { VerifiedGeneration, RuntimeOptions };
@@ -34,12 +34,6 @@ export interface LoadedEncoders extends Encoders {
   encodeImages(images: Uint8Array[]): Promise<Float32Array[]>;
 }
 
-function towerOrThrow(towers: Partial<Record<TowerName, Tower>>, name: TowerName, gen: string): Tower {
-  const tower = towers[name];
-  if (!tower) throw new AppError('TOWER_MISSING', `generation ${gen} has no ${name} tower`);
-  return tower;
-}
-
 function openTowers(gen: VerifiedGeneration, opts: RuntimeOptions, log: Logger): Partial<Record<TowerName, Tower>> {
   const entries = Object.entries(gen.towers) as [TowerName, TowerSpec][];
   return Object.fromEntries(
@@ -50,97 +44,129 @@ function openTowers(gen: VerifiedGeneration, opts: RuntimeOptions, log: Logger):
   );
 }
 
-function checkDims(vectors: Float32Array[], dim: number, what: string): void {
+/** Rows of a [batch, D] matrix, concatenated for a feed, after checking each has dimension D. */
+function stack(vectors: Float32Array[], dim: number, what: string): Float32Array {
+  const out = new Float32Array(vectors.length * dim);
   vectors.forEach((v, i) => {
     if (v.length !== dim) throw new AppError('VECTOR_DIMENSION', `${what} ${i} has dimension ${v.length}, expected ${dim}`);
+    out.set(v, i * dim);
   });
+  return out;
+}
+
+/** One generation's towers. Sessions and the tokenizer open on first use; see loadEncoders. */
+class OnnxEncoders implements LoadedEncoders {
+  readonly generation: GenerationInfo;
+  readonly manifest: VerifiedGeneration;
+  readonly #towers: Partial<Record<TowerName, Tower>>;
+  readonly #maxBatch: number;
+  readonly #tables: Float32Array[];
+  #tokenizer: Promise<TextTokenizer> | undefined;
+
+  constructor(gen: VerifiedGeneration, towers: Partial<Record<TowerName, Tower>>, maxBatch: number) {
+    this.manifest = gen;
+    this.generation = gen.info;
+    this.#towers = towers;
+    this.#maxBatch = maxBatch;
+    this.#tables = channelTables(gen.info.preprocessing.video);
+  }
+
+  has(name: TowerName): boolean {
+    return name in this.#towers;
+  }
+
+  provider(name: TowerName): string | null {
+    return this.#towers[name]?.provider() ?? null;
+  }
+
+  #tower(name: TowerName): Tower {
+    const tower = this.#towers[name];
+    if (!tower) throw new AppError('TOWER_MISSING', `generation ${this.generation.name} has no ${name} tower`);
+    return tower;
+  }
+
+  async encodeFrames(segments: FrameSegment[]): Promise<Float32Array[]> {
+    const tower = this.#tower('video');
+    const video = this.generation.preprocessing.video;
+    const { frames_per_segment: t, frame_size: s } = video;
+    return inBatches(segments, this.#maxBatch, async (slice) => {
+      const data = await framesToTensor(slice, video, this.#tables);
+      return tower.run({ frames: { data, dims: [slice.length, t, 3, s, s] } });
+    });
+  }
+
+  async encodeImages(images: Uint8Array[]): Promise<Float32Array[]> {
+    const segments: FrameSegment[] = [];
+    for (const image of images) segments.push(await imageToSegment(image, this.generation.preprocessing.video));
+    return this.encodeFrames(segments);
+  }
+
+  async encodeAudio(segments: Float32Array[]): Promise<Float32Array[]> {
+    const tower = this.#tower('audio');
+    const audio = this.generation.preprocessing.audio;
+    return inBatches(segments, this.#maxBatch, (slice) =>
+      tower.run({ waveform: { data: audioToTensor(slice, audio), dims: [slice.length, audio.samples] } }),
+    );
+  }
+
+  async encodeText(texts: string[]): Promise<Float32Array[]> {
+    const tower = this.#tower('text');
+    const tokenizer = await this.#loadTokenizer();
+    return inBatches(texts, this.#maxBatch, (slice) => {
+      const tok = tokenizer.encode(slice);
+      return tower.run({
+        input_ids: { data: tok.inputIds, dims: tok.dims },
+        attention_mask: { data: tok.attentionMask, dims: tok.dims },
+      });
+    });
+  }
+
+  #loadTokenizer(): Promise<TextTokenizer> {
+    this.#tokenizer ??= loadTokenizer(this.manifest.dir, this.generation.preprocessing.text.max_length).catch(
+      (err: unknown) => {
+        this.#tokenizer = undefined; // a later call may retry (for example after the folder is restored)
+        throw err;
+      },
+    );
+    return this.#tokenizer;
+  }
+
+  async encodeUsers(histories: UserHistory[]): Promise<Float32Array[]> {
+    const tower = this.#tower('user');
+    const { dim } = this.generation;
+    const user = this.generation.preprocessing.user!; // loadManifest guarantees max_items with a user tower
+    const n = user.max_items;
+    return inBatches(histories, this.#maxBatch, (slice) => {
+      const p = packUsers(slice, n, dim, user.time_gap_unit_seconds ?? 1);
+      return tower.run({
+        items: { data: p.items, dims: [slice.length, n, dim] },
+        mask: { data: p.mask, dims: [slice.length, n] },
+        age: { data: p.age, dims: [slice.length, n] },
+      });
+    });
+  }
+
+  async projectBehaviour(content: Float32Array[]): Promise<Float32Array[]> {
+    const tower = this.#tower('behaviour');
+    const { dim } = this.generation;
+    stack(content, dim, 'content vector'); // checks every dimension before the first run
+    return inBatches(content, this.#maxBatch, (slice) =>
+      tower.run({ content: { data: stack(slice, dim, 'content vector'), dims: [slice.length, dim] } }),
+    );
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(Object.values(this.#towers).map((t) => t.close()));
+  }
 }
 
 /**
  * Verifies the generation in `dir` (schema, sha256 of every file, dims) and returns its
- * encoders. ONNX sessions and the tokenizer open on first use.
+ * encoders. ONNX sessions and the tokenizer open on first use, so a process that only embeds
+ * text never maps the video graph.
  */
 export async function loadEncoders(dir: string, opts: EncoderOptions = {}): Promise<LoadedEncoders> {
   const log = opts.log ?? createLogger().child({ module: 'models' });
-  const maxBatch = opts.maxBatch ?? 32;
   const gen = await loadManifest(dir);
-  const { info } = gen;
-  const { video, audio, text, user } = info.preprocessing;
-  const towers = openTowers(gen, opts, log);
-  const tables = channelTables(video);
-  const tower = (name: TowerName) => towerOrThrow(towers, name, info.name);
-  let tokenizer: Promise<TextTokenizer> | undefined;
-
-  const encodeFrames = async (segments: FrameSegment[]): Promise<Float32Array[]> => {
-    const t = tower('video');
-    const { frames_per_segment: frames, frame_size: s } = video;
-    return inBatches(segments, maxBatch, async (slice) => {
-      const data = await framesToTensor(slice, video, tables);
-      return t.run({ frames: { data, dims: [slice.length, frames, 3, s, s] } });
-    });
-  };
-
-  return {
-    generation: info,
-    manifest: gen,
-    has: (name) => name in towers,
-    provider: (name) => towers[name]?.provider() ?? null,
-
-    encodeFrames,
-
-    async encodeImages(images: Uint8Array[]) {
-      const segments: FrameSegment[] = [];
-      for (const image of images) segments.push(await imageToSegment(image, video));
-      return encodeFrames(segments);
-    },
-
-    async encodeAudio(segments: Float32Array[]) {
-      const t = tower('audio');
-      return inBatches(segments, maxBatch, (slice) =>
-        t.run({ waveform: { data: audioToTensor(slice, audio), dims: [slice.length, audio.samples] } }),
-      );
-    },
-
-    async encodeText(texts: string[]) {
-      const t = tower('text');
-      tokenizer ??= loadTokenizer(gen.dir, text.max_length).catch((err: unknown) => {
-        tokenizer = undefined;
-        throw err;
-      });
-      return inBatches(texts, maxBatch, async (slice) => {
-        const tok = (await tokenizer!).encode(slice);
-        return t.run({
-          input_ids: { data: tok.inputIds, dims: tok.dims },
-          attention_mask: { data: tok.attentionMask, dims: tok.dims },
-        });
-      });
-    },
-
-    async encodeUsers(histories: UserHistory[]) {
-      const t = tower('user');
-      const n = user!.max_items; // loadManifest guarantees max_items when there is a user tower
-      return inBatches(histories, maxBatch, (slice) => {
-        const p = packUsers(slice, n, info.dim, user?.time_gap_unit_seconds ?? 1);
-        return t.run({
-          items: { data: p.items, dims: [slice.length, n, info.dim] },
-          mask: { data: p.mask, dims: [slice.length, n] },
-          age: { data: p.age, dims: [slice.length, n] },
-        });
-      });
-    },
-
-    async projectBehaviour(content: Float32Array[]) {
-      const t = tower('behaviour');
-      checkDims(content, info.dim, 'content vector');
-      return inBatches(content, maxBatch, (slice) => {
-        const data = new Float32Array(slice.length * info.dim);
-        slice.forEach((v, i) => data.set(v, i * info.dim));
-        return t.run({ content: { data, dims: [slice.length, info.dim] } });
-      });
-    },
-
-    async close() {
-      await Promise.all(Object.values(towers).map((t) => t.close()));
-    },
-  };
+  return new OnnxEncoders(gen, openTowers(gen, opts, log), opts.maxBatch ?? 32);
 }

@@ -11,10 +11,6 @@ import * as ort from 'onnxruntime-node';
 import { AppError, wrap } from '../errors/index.ts';
 import type { Logger } from '../log.ts';
 
-// ORT's own logger prints provider-load failures to stderr in colour; they reach our logs as the
-// caught error of the fallback instead, with the file and provider named.
-ort.env.logLevel = 'fatal';
-
 export type Provider = 'cpu' | 'cuda' | 'webgpu' | 'auto';
 
 export interface RuntimeOptions {
@@ -74,7 +70,7 @@ function sessionOptions(provider: string, opts: RuntimeOptions): ort.InferenceSe
     graphOptimizationLevel: 'all',
     intraOpNumThreads: opts.intraOpThreads ?? 0,
     interOpNumThreads: opts.interOpThreads ?? 0,
-    logSeverityLevel: 3,
+    logSeverityLevel: 3, // errors only: failures also reach our log through the exception
   };
 }
 
