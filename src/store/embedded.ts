@@ -80,6 +80,8 @@ export class EmbeddedStore implements VectorStore {
   readonly #locks = new Map<string, Promise<unknown>>();
   #indexing: Promise<void> | null = null;
   #rowsSinceIndexCheck = 0;
+  /** Per table+vector: whether any row lacks it, as of a table version (see #presenceSql). */
+  readonly #missing = new Map<string, { version: number; missing: boolean }>();
 
   constructor(opts: EmbeddedStoreOptions) {
     this.#opts = {
@@ -183,19 +185,19 @@ export class EmbeddedStore implements VectorStore {
 
   async searchItems(req: SearchRequest): Promise<ItemHit[]> {
     this.#checkQuery(req, ITEM_VECTORS);
-    const where = [`has_${req.using} = true`, ...filterSql(req.filter)].join(' AND ');
+    const where = [...(await this.#presenceSql('items', req.using)), ...filterSql(req.filter)].join(' AND ');
     const cols = req.withVectors ? [...PAYLOAD_COLUMNS, ...ITEM_VECTORS.map((n) => `v_${n}`)] : PAYLOAD_COLUMNS;
     const rows = await this.#guard(`searching items by ${req.using}`, () =>
-      this.#vectorQuery('items', req, where, cols).toArray());
+      this.#vectorQuery('items', req, where || undefined, cols).toArray());
     return rows.map((r) => toItemHit(r, 1 - Number(r._distance), req.withVectors ?? false));
   }
 
   async searchSegments(req: SearchRequest & { using: 'fused' | 'video' | 'audio' }): Promise<SegmentHit[]> {
     this.#checkQuery(req, SEGMENT_VECTORS);
-    const where = [`has_${req.using} = true`, ...(await this.#segmentFilterSql(req.filter))];
+    const where = [...(await this.#presenceSql('segments', req.using)), ...(await this.#segmentFilterSql(req.filter))];
     if (where.includes('false')) return [];
     const rows = await this.#guard(`searching segments by ${req.using}`, () =>
-      this.#vectorQuery('segments', req, where.join(' AND '), SEGMENT_COLUMNS).toArray());
+      this.#vectorQuery('segments', req, where.join(' AND ') || undefined, SEGMENT_COLUMNS).toArray());
     return rows.map((r) => ({ videoId: String(r.video_id), score: 1 - Number(r._distance), payload: toSegmentPayload(r) }));
   }
 
@@ -261,33 +263,91 @@ export class EmbeddedStore implements VectorStore {
 
   // ── internals ───────────────────────────────────────────────────────────────────────────
 
-  #vectorQuery(kind: Kind, req: SearchRequest, where: string, cols: string[]) {
-    return this.#table(kind, 'read').query().nearestTo(req.vector).column(`v_${req.using}`)
-      .distanceType('cosine').where(where).select([...cols, '_distance'])
+  #vectorQuery(kind: Kind, req: SearchRequest, where: string | undefined, cols: string[]) {
+    let q = this.#table(kind, 'read').query().nearestTo(req.vector).column(`v_${req.using}`).distanceType('cosine');
+    if (where) q = q.where(where);
+    return q.select([...cols, '_distance'])
       .limit(req.limit).offset(req.offset ?? 0).refineFactor(this.#opts.refineFactor)
       .minimumNprobes(this.#opts.nprobes).maximumNprobes(Math.max(this.#opts.nprobes, this.#opts.maxNprobes));
+  }
+
+  /**
+   * `has_<name> = true` when some row lacks that vector, else nothing: a prefilter costs a
+   * pass over the table, and most tables have every row's fused vector. Cached per table
+   * version, so another process's write is seen on the next read.
+   */
+  async #presenceSql(kind: Kind, name: string): Promise<string[]> {
+    const t = this.#table(kind, 'read');
+    const version = await this.#guard(`reading the version of ${t.name}`, () => t.version());
+    const key = `${t.name}:${name}`;
+    let c = this.#missing.get(key);
+    if (!c || c.version !== version) {
+      const missing = (await this.#guard(`counting rows of ${t.name}`, () => t.countRows(`has_${name} = false`))) > 0;
+      c = { version, missing };
+      this.#missing.set(key, c);
+    }
+    return c.missing ? [`has_${name} = true`] : [];
   }
 
   /** Returns whether it ran optimize() (which also compacts). */
   async #indexTable(t: LanceTable, names: readonly string[]): Promise<boolean> {
     if (names.length === 0 || (await t.countRows()) < this.#opts.indexThreshold) return false;
     const have = new Map((await t.listIndices()).map((i) => [i.columns[0] ?? '', i.name]));
-    for (const col of ['id', 'video_id']) {
-      if (!have.has(col)) await t.createIndex(col, { config: lancedb.Index.btree() });
-    }
+    await this.#scalarIndexes(t, names, have);
     let stale = false;
     for (const n of names) {
       const col = `v_${n}`;
       const indexName = have.get(col);
-      if (indexName) {
+      const present = await t.countRows(`has_${n} = true`);
+      if (indexName && present < 2 * (await this.#trainedRows(t.name, col, indexName, t))) {
         const stats = await t.indexStats(indexName);
         stale ||= (stats?.numUnindexedRows ?? 0) > Math.max(1000, 0.05 * (stats?.numIndexedRows ?? 0));
-      } else if ((await t.countRows(`has_${n} = true`)) >= this.#opts.indexThreshold) {
-        await t.createIndex(col, { config: ivfRqConfig(await t.countRows()) });
+      } else if (present >= this.#opts.indexThreshold) {
+        // New, or the table doubled since k-means ran: optimize() only appends rows to the old
+        // partitions, which would grow until every probe scans too much. Retrain instead.
+        await t.createIndex(col, { config: ivfRqConfig(present), replace: true });
+        await this.#recordTrained(t.name, col, present);
       }
     }
     if (stale) await t.optimize();
     return stale;
+  }
+
+  /** Rows the column's k-means was trained on (index-meta.json; the index itself does not say). */
+  async #trainedRows(table: string, col: string, indexName: string, t: LanceTable): Promise<number> {
+    const meta = await this.#readIndexMeta();
+    const known = meta[table]?.[col];
+    if (known !== undefined) return known;
+    const rows = (await t.indexStats(indexName))?.numIndexedRows ?? 0;
+    await this.#recordTrained(table, col, rows);
+    return rows;
+  }
+
+  async #recordTrained(table: string, col: string, rows: number): Promise<void> {
+    const meta = await this.#readIndexMeta();
+    (meta[table] ??= {})[col] = rows;
+    await atomicWrite(join(this.#opts.dataDir, 'index-meta.json'), JSON.stringify(meta, null, 2));
+  }
+
+  async #readIndexMeta(): Promise<Record<string, Record<string, number>>> {
+    try {
+      return JSON.parse(await readFile(join(this.#opts.dataDir, 'index-meta.json'), 'utf8')) as Record<string, Record<string, number>>;
+    } catch {
+      return {}; // missing or torn: the heuristic restarts from the index's own row count
+    }
+  }
+
+  /** Indexes for lookups by id and for the filter columns, so prefilters stop scanning at scale. */
+  async #scalarIndexes(t: LanceTable, names: readonly string[], have: Map<string, string>): Promise<void> {
+    const schema = await t.schema();
+    const wanted: [string, () => lancedb.Index][] = [
+      ['id', lancedb.Index.btree], ['video_id', lancedb.Index.btree], ['duration_s', lancedb.Index.btree],
+      ['uploaded_at', lancedb.Index.btree], ['tags', lancedb.Index.labelList], ['modalities', lancedb.Index.labelList],
+      ...names.map((n) => [`has_${n}`, lancedb.Index.bitmap] as [string, () => lancedb.Index]),
+    ];
+    for (const [col, make] of wanted) {
+      if (!have.has(col) && schema.fields.some((f) => f.name === col)) await t.createIndex(col, { config: make() });
+    }
   }
 
   #noteWrite(rows: number): void {
@@ -374,11 +434,7 @@ export class EmbeddedStore implements VectorStore {
 
   /** Write-then-rename: a crash or a concurrent reader never sees a half-written alias file. */
   async #writeAliases(aliases: AliasFile): Promise<void> {
-    const tmp = `${this.#aliasPath()}.${process.pid}.${Date.now()}.tmp`;
-    await this.#guard(`writing ${this.#aliasPath()}`, async () => {
-      await writeFile(tmp, JSON.stringify(aliases, null, 2));
-      await rename(tmp, this.#aliasPath());
-    });
+    await this.#guard(`writing ${this.#aliasPath()}`, () => atomicWrite(this.#aliasPath(), JSON.stringify(aliases, null, 2)));
   }
 
   #aliasPath(): string {
@@ -433,6 +489,13 @@ function ivfRqConfig(rows: number) {
   return lancedb.Index.ivfRq({
     distanceType: 'cosine', numPartitions: Math.max(1, Math.round(Math.sqrt(rows))), maxIterations: 20, sampleRate: 64,
   });
+}
+
+/** Write-then-rename, so a reader (or a crash) never sees half a file. */
+async function atomicWrite(path: string, text: string): Promise<void> {
+  const tmp = `${path}.${process.pid}.${Date.now()}.tmp`;
+  await writeFile(tmp, text);
+  await rename(tmp, path);
 }
 
 /** Retries LanceDB's optimistic-commit conflicts (another process committed first). */

@@ -311,6 +311,10 @@ describe('embedded store with an ANN index', () => {
       payload: { ...payload(`a${i}`), tags: [i % 2 ? 'odd' : 'even'] }, vectors: { fused: v },
     }));
     for (let i = 0; i < n; i += 500) await store.upsertItems(pts.slice(i, i + 500));
+    const noFused = Array.from({ length: 5 }, (_, i) => ({
+      payload: { ...payload(`nf${i}`), tags: ['odd'], durationS: 99 }, vectors: { video: vecs[i]! },
+    }));
+    await store.upsertItems(noFused);
     await store.ensureIndexes();
     const db = await lancedb.connect(dir);
     const indexed = (await (await db.openTable('items__ann')).listIndices()).map((i) => i.columns[0]);
@@ -324,8 +328,12 @@ describe('embedded store with an ANN index', () => {
       recall += recallAt(hits.map((h) => h.videoId), exactTopK(matrix, dim, query, 10).map((e) => `a${e.index}`)) / 20;
       const odd = await store.searchItems({ vector: query, using: 'fused', limit: 10, filter: { tagsAny: ['odd'] } });
       assert.equal(odd.length, 10);
-      assert.ok(odd.every((h) => h.payload.tags[0] === 'odd'));
+      assert.ok(odd.every((h) => h.payload.tags[0] === 'odd' && !h.videoId.startsWith('nf')));
+      const long = await store.searchItems({ vector: query, using: 'fused', limit: 10, filter: { durationMinS: 50 } });
+      assert.deepEqual(long, [], 'no item with a fused vector is that long');
     }
+    const byVideo = await store.searchItems({ vector: vecs[0]!, using: 'video', limit: 10 });
+    assert.deepEqual(byVideo.map((h) => h.videoId).sort(), ['nf0', 'nf1', 'nf2', 'nf3', 'nf4']);
     assert.ok(recall >= 0.95, `recall@10 ${recall}`);
     await store.close();
   });
