@@ -16,11 +16,20 @@ export { QdrantStore } from './qdrant.ts';
 /** A store that can also repoint its aliases (the backfill's final, atomic switch). */
 export type AdminStore = VectorStore & { pointAliases(gen: StoreGeneration): Promise<void> };
 
-export async function createStore(
-  config: Pick<Config, 'store'>,
-  opts: { log?: { warn: (obj: object, msg: string) => void } } = {},
-): Promise<AdminStore> {
+export interface CreateStoreOptions {
+  log?: { warn: (obj: object, msg: string) => void };
+  /**
+   * Embedded store only: build and refresh ANN indexes in this process. Give it to the worker
+   * (the writer) and not to the API server, so two processes never train the same index.
+   * @defaultValue true
+   */
+  autoIndex?: boolean;
+}
+
+export async function createStore(config: Pick<Config, 'store'>, opts: CreateStoreOptions = {}): Promise<AdminStore> {
   const { qdrantUrl, qdrantApiKey, embeddedDir } = config.store;
   if (qdrantUrl) return new QdrantStore({ url: qdrantUrl, apiKey: qdrantApiKey });
-  return new EmbeddedStore({ dataDir: embeddedDir, ...(opts.log ? { log: opts.log } : {}) });
+  return new EmbeddedStore({
+    dataDir: embeddedDir, autoIndex: opts.autoIndex ?? true, ...(opts.log ? { log: opts.log } : {}),
+  });
 }
