@@ -57,7 +57,7 @@ export interface Moment {
  * moments, and adjacent ones merge into one time range (score = the best segment in it); videos are ranked by
  * their best moment, and each keeps its top `perVideo` ranges.
  */
-export function groupMoments(hits: SegmentScore[], perVideo = 3, margin = 0.1): Array<{ videoId: string; score: number; moments: Moment[] }> {
+export function groupMoments(hits: SegmentScore[], perVideo = 3, margin = 0.05): Array<{ videoId: string; score: number; moments: Moment[] }> {
   const byVideo = new Map<string, SegmentScore[]>();
   for (const h of hits) {
     const list = byVideo.get(h.videoId) ?? [];

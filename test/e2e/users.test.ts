@@ -1,0 +1,86 @@
+/**
+ * Behaviour end to end: events posted over the API reach the user-vector job, which writes the user's vector
+ * (user tower over the content vectors of the items they watched); recommendations then come from that vector
+ * against every item's behaviour vector, cold (never watched) items included, seen items excluded. Slow tier.
+ */
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { startTestService, waitForJob, type TestService } from '../helpers/service.ts';
+import { corpusClip } from '../helpers/clips.ts';
+import { multipart } from '../helpers/multipart.ts';
+
+let svc: TestService;
+const ids: string[] = [];
+
+before(async () => {
+  svc = await startTestService({ workers: true });
+  for (let i = 0; i < 6; i++) {
+    const f = path.join(svc.config.dataDir, `u${i}.mp4`);
+    await corpusClip(f, ['--seed', String(500 + i), '--seconds', '2', '--size', '128x128']);
+    const { payload, headers } = multipart({ title: `clip ${i}` }, { data: await readFile(f) });
+    const r = await svc.app.inject({ method: 'POST', url: '/v1/videos', payload, headers });
+    assert.equal((await waitForJob(svc, r.json().jobId)).state, 'completed');
+    ids.push(r.json().videoId);
+  }
+});
+after(async () => svc?.close());
+
+async function waitUser(userId: string, minUpdatedAt: number, timeoutMs = 30_000) {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const u = await svc.rt.store.getUser(userId);
+    if (u && u.updatedAt >= minUpdatedAt) return u;
+    if (Date.now() > end) throw new Error(`user ${userId} has no vector newer than ${minUpdatedAt}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+test('posted events update the user vector within seconds; recommendations exclude what was seen', { skip: false }, async (t) => {
+  if (!svc.rt.encoders.has('user') || !svc.rt.encoders.has('behaviour')) {
+    t.skip(`generation ${svc.rt.encoders.generation.name} has no user/behaviour tower`);
+    return;
+  }
+  const t0 = Date.now() - 60_000;
+  const ev = (i: number, videoId: string, type: string, ts: number) => ({ eventId: `ev-${i}`, userId: 'alice', videoId, type, timestamp: new Date(ts).toISOString(), completion: 0.9 });
+  const r1 = await svc.app.inject({ method: 'POST', url: '/v1/events', payload: { events: [ev(1, ids[0]!, 'view', t0), ev(2, ids[1]!, 'like', t0 + 1000)] } });
+  assert.equal(r1.statusCode, 202);
+  const posted = Date.now();
+  const u1 = await waitUser('alice', t0 + 1000);
+  t.diagnostic(`user vector written ${Date.now() - posted} ms after the events were posted`);
+  assert.equal(u1.vector.length, svc.rt.encoders.generation.dim);
+  assert.ok(Math.abs(Math.hypot(...u1.vector) - 1) < 1e-3);
+  assert.equal(u1.events, 2);
+
+  const rec = await svc.app.inject('/v1/users/alice/recommendations?limit=10');
+  assert.equal(rec.statusCode, 200, rec.body);
+  const body = rec.json();
+  assert.equal(body.source, 'personal');
+  const recIds = body.hits.map((h: { videoId: string }) => h.videoId);
+  assert.ok(!recIds.includes(ids[0]) && !recIds.includes(ids[1]), 'seen items are excluded');
+  assert.equal(recIds.length, ids.length - 2, 'every unseen item, all cold, is a candidate');
+
+  // New events move the vector.
+  const r2 = await svc.app.inject({ method: 'POST', url: '/v1/events', payload: { events: [ev(3, ids[2]!, 'share', t0 + 2000), ev(4, ids[3]!, 'skip', t0 + 3000)] } });
+  assert.deepEqual(r2.json(), { accepted: 2, duplicates: 0 });
+  const u2 = await waitUser('alice', t0 + 2000);
+  assert.equal(u2.events, 3, 'the skip is not an engaged item');
+  assert.ok(u2.vector.some((x, i) => Math.abs(x - u1.vector[i]!) > 1e-6), 'the vector changed');
+  const rec2 = (await svc.app.inject('/v1/users/alice/recommendations?limit=10')).json();
+  const rec2Ids = rec2.hits.map((h: { videoId: string }) => h.videoId);
+  assert.ok(!rec2Ids.includes(ids[3]), 'skipped items are excluded');
+  assert.equal(rec2Ids.length, ids.length - 4);
+});
+
+test('a user with no history gets popular-and-fresh items, most engaged first', async () => {
+  await svc.app.inject({ method: 'POST', url: '/v1/events', payload: { events: [
+    { eventId: 'p1', userId: 'bob', videoId: ids[5]!, type: 'share', timestamp: new Date().toISOString() },
+    { eventId: 'p2', userId: 'carol', videoId: ids[5]!, type: 'like', timestamp: new Date().toISOString() },
+  ] } });
+  const r = (await svc.app.inject('/v1/users/newcomer/recommendations?limit=4')).json();
+  assert.equal(r.source, 'popular-fresh');
+  assert.equal(r.hits[0].videoId, ids[5], 'the most engaged item comes first');
+  assert.equal(r.hits[1].videoId, ids[ids.length - 1] === ids[5] ? ids[4] : ids[ids.length - 1], 'then the newest');
+  assert.equal(new Set(r.hits.map((h: { videoId: string }) => h.videoId)).size, r.hits.length, 'no repeats');
+});
