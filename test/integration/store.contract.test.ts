@@ -290,6 +290,31 @@ for (const impl of impls) {
   });
 }
 
+describe('embedded store shared by two connections (API server and worker)', () => {
+  test('a write by one is visible to the other at once, and concurrent upserts all land', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'montage-shared-'));
+    const api = new EmbeddedStore({ dataDir: dir, autoIndex: false });
+    const worker = new EmbeddedStore({ dataDir: dir });
+    try {
+      await worker.open(GEN);
+      await api.open(GEN);
+      assert.equal(await api.countItems(), 0);
+      await worker.upsertItems([item('w1', 1)]);
+      assert.equal((await api.getItem('w1'))?.videoId, 'w1');
+      await Promise.all([
+        ...Array.from({ length: 6 }, (_, i) => worker.upsertItems([item(`c${i}`, i + 10)])),
+        ...Array.from({ length: 6 }, (_, i) => api.upsertItems([item(`d${i}`, i + 20)])),
+      ]);
+      assert.equal(await worker.countItems(), 13);
+      assert.equal(await api.countItems(), 13);
+    } finally {
+      await api.close();
+      await worker.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('embedded store with an ANN index', () => {
   const dirs: string[] = [];
   after(async () => {
