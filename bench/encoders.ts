@@ -9,7 +9,7 @@
  * captions): throughput does not depend on content for these fixed-shape graphs.
  */
 import { mkdir, writeFile } from 'node:fs/promises';
-import { cpus, totalmem } from 'node:os';
+import { cpus, loadavg, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { pino } from 'pino';
@@ -77,7 +77,10 @@ async function tryWebgpu(dir: string) {
   }
 }
 
+const round2 = (x: number) => Math.round(x * 100) / 100;
+
 async function main(): Promise<void> {
+  const loadBefore = loadavg()[0]!;
   const dir = args.generation ?? defaultGenerationDir();
   if (!dir) throw new Error('no generation found: pass --generation or set MONTAGE_GENERATION_DIR');
   const threads = Number(args.threads);
@@ -99,7 +102,8 @@ async function main(): Promise<void> {
       intra_op_threads: threads || 'onnxruntime default',
       node: process.version,
       backends: supportedBackends(),
-      note: 'shared machine: other processes were running, figures are a floor',
+      load_average_1m: { before: round2(loadBefore), after: round2(loadavg()[0]!) },
+      note: 'load average above the core count means other processes shared the CPU: figures are then a floor',
     },
     webgpu,
     method: `synthetic inputs; each figure is runs/s over at least ${MIN_SECONDS} s after one warm-up run, times items per run; preprocessing (frames) and tokenisation (text) included`,
