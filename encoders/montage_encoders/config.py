@@ -47,12 +47,12 @@ class Config:
     corpus_seed: int = 1234
     clip_seconds: float = 6.0
     # optimisation
-    steps: int = 1200
+    steps: int = 600
     batch_size: int = 64
     lr: float = 1e-3
     backbone_lr: float = 0.0
     weight_decay: float = 0.05
-    warmup_steps: int = 60
+    warmup_steps: int = 40
     dropout: float = 0.1
     init_temperature: float = 0.07
     max_logit_scale: float = 100.0

@@ -169,6 +169,24 @@ def preprocessing(cfg: Config) -> dict:
     }
 
 
+def manifest_metrics(metrics: dict) -> dict:
+    """The brief's exact layout for heldout/untrained ({gallery_size, chance_r10, four directions});
+    protocol notes (the audio rows' gallery) go beside them, not inside."""
+    out = {k: json.loads(json.dumps(metrics[k])) for k in
+           ("heldout", "untrained", "chance", "photos", "backbone_comparison") if k in metrics}
+    audio_gallery = None
+    for k in ("heldout", "untrained"):
+        if k in out:
+            audio_gallery = out[k].pop("audio_gallery_size", audio_gallery)
+    if "heldout" in out:
+        out["protocol"] = {
+            "gallery": "test split: (shape, colour, motion, background) combinations never in training",
+            "positive": "each query's own clip; every other clip is a negative; cosine similarity",
+            "audio_rows": "silent clips excluded (as queries and from the gallery)",
+            "audio_gallery_size": audio_gallery}
+    return out
+
+
 def build_manifest(name: str, cfg: Config, metrics: dict, info: dict, files: dict) -> dict:
     return {
         "schema_version": 1,
@@ -186,8 +204,7 @@ def build_manifest(name: str, cfg: Config, metrics: dict, info: dict, files: dic
                      "backbone": "MobileNetV2 to " + cfg.backbone_up_to + (
                          " from nsfwjs (Keras ImageNet weights), frozen" if cfg.backbone_pretrained else
                          " random init")},
-        "metrics": {k: metrics[k] for k in ("heldout", "untrained", "chance", "photos", "backbone_comparison")
-                    if k in metrics},
+        "metrics": manifest_metrics(metrics),
         "golden": "golden.json",
         "files": files,
     }

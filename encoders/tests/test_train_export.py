@@ -54,6 +54,9 @@ def test_export_and_reload(trained, tmp_path):
     folder = export.export_generation(out, "smoke-test", str(tmp_path))
     manifest = json.load(open(os.path.join(folder, "manifest.json")))
     assert manifest["dim"] == cfg.dim and manifest["schema_version"] == 1
+    dirs = {"text_to_video", "video_to_text", "audio_to_video", "video_to_audio"}
+    assert set(manifest["metrics"]["heldout"]) == {"gallery_size", "chance_r10"} | dirs
+    assert set(manifest["metrics"]["untrained"]) >= dirs
     for rel, digest in manifest["files"].items():
         assert hashlib.sha256(open(os.path.join(folder, rel), "rb").read()).hexdigest() == digest
     assert {"video.onnx", "audio.onnx", "text.onnx", "tokenizer.json", "golden.json"} <= set(manifest["files"])
