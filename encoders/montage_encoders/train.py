@@ -37,10 +37,14 @@ class Logger:
         self.f = open(path, "a") if path else None
 
     def __call__(self, msg: str) -> None:
-        print(msg, flush=True)
-        if self.f:
-            self.f.write(msg + "\n")
-            self.f.flush()
+        # a full disk (shared machines) must not kill a long run because of a progress line
+        try:
+            print(msg, flush=True)
+            if self.f:
+                self.f.write(msg + "\n")
+                self.f.flush()
+        except OSError:
+            pass
 
 
 def seed_all(seed: int) -> None:
@@ -157,7 +161,10 @@ def train_loop(cfg: Config, model: MontageModel, opt, train: Split, tok: WordTok
             window_start, window_steps = time.time(), 0
         if (step + 1) % cfg.ckpt_every == 0 or step + 1 == cfg.steps:
             timings["train_seconds"] = timings.get("train_seconds", 0.0) + (time.time() - timings.pop("_t0"))
-            save_checkpoint(out, cfg, model, opt, step + 1, tok, timings)
+            try:
+                save_checkpoint(out, cfg, model, opt, step + 1, tok, timings)
+            except OSError as err:  # keep training; the previous checkpoint is still intact
+                log(f"warning: checkpoint at step {step + 1} not written: {err}")
             timings["_t0"] = time.time()
     return losses
 
