@@ -58,7 +58,8 @@ async function buildStore(n: number, spec: SynthSpec): Promise<{ dir: string; lo
   const synth = new Synth(spec);
   // autoIndex on, as in service: indexes (btree on id included) are built once the table
   // crosses the threshold and kept fresh, which is also what keeps later upserts fast.
-  const store = new EmbeddedStore({ dataDir: dir });
+  // keepVersionsS 0: no other reader exists, and every compaction would otherwise keep a copy.
+  const store = new EmbeddedStore({ dataDir: dir, keepVersionsS: 0 });
   await store.open({ name: 'bench', dim: spec.dim });
   let t = performance.now();
   for (let from = 0; from < n; from += BATCH) {
