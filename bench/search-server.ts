@@ -4,7 +4,7 @@
  * or exact brute force over the regenerated synthetic matrix (`exact <n> <specJson>`). It
  * stands in for /v1/search so the store's latency is measured over HTTP on loopback, as the
  * protocol asks, without the API's own validation and payload shaping in the number.
- * Prints `READY <port>` once listening.
+ * GET /cpu returns the process's CPU time so far. Prints `READY <port>` once listening.
  */
 import { createServer } from 'node:http';
 import { EmbeddedStore } from '../src/store/embedded.ts';
@@ -37,6 +37,13 @@ async function main(): Promise<void> {
     : null;
   if (!search) throw new Error(`unknown mode ${mode}`);
   const server = createServer((req, res) => {
+    if (req.method === 'GET' && req.url === '/cpu') {
+      // CPU time of this process, all threads (LanceDB's included): per-query cost that the
+      // other jobs sharing the machine cannot inflate, unlike wall-clock latency.
+      const u = process.cpuUsage();
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ ms: (u.user + u.system) / 1000 }));
+      return;
+    }
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {

@@ -15,7 +15,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { cpus, totalmem } from 'node:os';
+import { cpus, loadavg, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { EmbeddedStore } from '../src/store/embedded.ts';
@@ -45,7 +45,11 @@ interface Run {
   p99_ms: number;
   qps: number;
   recall_at_10: number;
+  /** Server CPU time per query (all threads), sequential phase: robust to other jobs on the machine. */
+  cpu_ms_per_query: number;
   queries: number;
+  /** 1-minute load average of the machine when the run ended (2 cores: above 2 means queueing). */
+  load_avg: number;
   load_s?: number;
   index_s?: number;
 }
@@ -113,16 +117,22 @@ async function query(url: string, q: Float32Array): Promise<string[]> {
 }
 
 /** Sequential latencies (ms) and the ids of each query, after `warmup` untimed queries. */
-async function latencies(url: string, qs: Float32Array[], warmup: number): Promise<{ ms: number[]; ids: string[][] }> {
+async function latencies(url: string, qs: Float32Array[], warmup: number): Promise<{ ms: number[]; ids: string[][]; cpu: number }> {
   for (let i = 0; i < warmup; i++) await query(url, qs[i % qs.length]!);
   const ms: number[] = [];
   const ids: string[][] = [];
+  const cpu0 = await cpuMs(url);
   for (const q of qs) {
     const t = performance.now();
     ids.push(await query(url, q));
     ms.push(performance.now() - t);
   }
-  return { ms, ids };
+  return { ms, ids, cpu: (await cpuMs(url)) - cpu0 };
+}
+
+async function cpuMs(url: string): Promise<number> {
+  const res = await fetch(url.replace(/\/search$/, '/cpu'));
+  return ((await res.json()) as { ms: number }).ms;
 }
 
 async function throughput(url: string, qs: Float32Array[], concurrency: number): Promise<number> {
@@ -155,8 +165,8 @@ async function measure(n: number, spec: SynthSpec, queries: Float32Array[], exac
     const xQps = await throughput(ex.url, xq.slice(0, Math.max(conc * 5, 20)), conc);
     const recall = xq.reduce((s, _, i) => s + recallAt(e.ids[i]!, x.ids[i]!), 0) / xq.length;
     return [
-      { store: 'embedded', items: n, p50_ms: pct(e.ms, 50), p99_ms: pct(e.ms, 99), qps: round(eQps), recall_at_10: round(recall * 1000) / 1000, queries: queries.length, load_s: round(built.load_s), index_s: round(built.index_s) },
-      { store: 'exact', items: n, p50_ms: pct(x.ms, 50), p99_ms: pct(x.ms, 99), qps: round(xQps), recall_at_10: 1, queries: xq.length },
+      { store: 'embedded', items: n, p50_ms: pct(e.ms, 50), p99_ms: pct(e.ms, 99), qps: round(eQps), recall_at_10: round(recall * 1000) / 1000, cpu_ms_per_query: round(e.cpu / queries.length), queries: queries.length, load_avg: round(loadavg()[0]!), load_s: round(built.load_s), index_s: round(built.index_s) },
+      { store: 'exact', items: n, p50_ms: pct(x.ms, 50), p99_ms: pct(x.ms, 99), qps: round(xQps), recall_at_10: 1, cpu_ms_per_query: round(x.cpu / xq.length), queries: xq.length, load_avg: round(loadavg()[0]!) },
     ];
   } finally {
     emb.child.kill('SIGTERM');
