@@ -66,7 +66,7 @@ class Config:
     ckpt_every: int = 250
     # evaluation
     eval_batch: int = 64
-    scratch_steps: int = 40  # from-scratch comparison (end to end on pixels); 0 = skip
+    scratch_steps: int = 60  # from-scratch comparison (end to end on pixels); 0 = skip
     scratch_train_clips: int = 1000
     extra: dict = field(default_factory=dict)
 

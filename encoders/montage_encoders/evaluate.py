@@ -140,15 +140,33 @@ def photo_top1(video_tower, cfg, device, pattern: str = PHOTO_GLOB, seed: int = 
 
 
 def main(argv=None) -> None:
-    from .train import load_run
+    """Re-run the whole evaluation of a run from its checkpoint and cached corpus, and rewrite
+    runs/NAME/metrics.json (training timings are kept from the checkpoint)."""
+    from .train import Logger, evaluate_run, hardware, load_run, prepare_data
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--run", required=True, help="training run folder (with ckpt.pt)")
+    ap.add_argument("--run", required=True, help="training run folder (with ckpt.pt and cache.pt)")
+    ap.add_argument("--scratch-steps", type=int, default=None, help="override the comparison budget")
     args = ap.parse_args(argv)
-    with open(os.path.join(args.run, "metrics.json")) as f:
-        print(json.dumps(json.load(f), indent=1))
     run = load_run(args.run)
-    print(json.dumps(photo_top1(run["model"].video, run["cfg"], torch.device("cpu")), indent=1))
+    cfg = run["cfg"]
+    torch.set_num_threads(cfg.threads)
+    if args.scratch_steps is not None:
+        cfg.scratch_steps = args.scratch_steps
+    log = Logger(os.path.join(args.run, "train.log"))
+    log(f"evaluate: {args.run} at step {run['step']}")
+    train, test, data_seconds = prepare_data(cfg, args.run, log)
+    metrics = evaluate_run(cfg, run["model"], train, test, run["tok"], torch.device("cpu"), log)
+    path = os.path.join(args.run, "metrics.json")
+    old = json.load(open(path)) if os.path.exists(path) else {}
+    metrics["timings"] = {**run["timings"], "data_seconds": round(data_seconds, 1),
+                          "eval_seconds": metrics.pop("eval_seconds")}
+    metrics["hardware"] = hardware()
+    metrics["steps"] = run["step"]
+    metrics["losses"] = old.get("losses")
+    with open(path, "w") as f:
+        json.dump(metrics, f, indent=1)
+    log(f"evaluate: wrote {path}")
 
 
 if __name__ == "__main__":

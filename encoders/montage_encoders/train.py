@@ -212,8 +212,8 @@ def backbone_comparison(cfg: Config, train: Split, test: Split, tok, device, log
     """Pretrained-frozen vs random-init-trained-end-to-end frame backbone, same video tower, same
     budget: `scratch_steps` steps of video-text InfoNCE on view 0 of the first
     `scratch_train_clips` train clips, batch 32; held-out text->video and photos for both."""
-    result = {"protocol": f"{cfg.scratch_steps} steps, batch 32, video-text loss only, "
-                          f"{train.pixels.shape[0]} train clips (view 0), same seed"}
+    result = {"protocol": f"{cfg.scratch_steps} steps, batch 32, lr {cfg.lr} with warm-up and cosine, "
+                          f"video-text loss only, {train.pixels.shape[0]} train clips (view 0), same seed"}
     ids, mask = caption_ids(tok, train)
     for name, pretrained in (("pretrained_frozen", True), ("scratch_end_to_end", False)):
         seed_all(cfg.seed)
@@ -224,7 +224,11 @@ def backbone_comparison(cfg: Config, train: Split, test: Split, tok, device, log
         params = [p for m in (video, text, loss_fn) for p in m.parameters() if p.requires_grad]
         opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
         started = time.time()
+        warm = max(1, cfg.scratch_steps // 6)  # without warm-up a fresh Transformer collapses at lr 1e-3
+        sched = Config(**{**cfg.to_dict(), "steps": cfg.scratch_steps, "warmup_steps": warm})
         for step in range(cfg.scratch_steps):
+            for g in opt.param_groups:
+                g["lr"] = lr_at(step, sched)
             vid = _comparison_step(cfg, step, video, text, loss_fn, opt, train, ids, mask, pretrained, device)
             if (step + 1) % max(1, cfg.scratch_steps // 5) == 0:
                 log(f"  {name} step {step + 1}/{cfg.scratch_steps} loss {vid:.4f}")
