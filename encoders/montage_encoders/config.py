@@ -46,6 +46,7 @@ class Config:
     views_per_clip: int = 1
     corpus_seed: int = 1234
     clip_seconds: float = 6.0
+    flip_prob: float = 0.0  # share of train clips mirrored (captions swap left/right); see README
     # optimisation
     steps: int = 600
     batch_size: int = 64
@@ -84,7 +85,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     # and the backbone's later layers unfrozen at a small learning rate.
     "gpu": {
         "frame_size": 160, "frames_per_segment": 8, "video_head_channels": 256, "text_layers": 4,
-        "text_ffn": 1536, "train_clips": 40000, "test_clips": 1000, "views_per_clip": 4,
+        "text_ffn": 1536, "train_clips": 40000, "test_clips": 1000, "views_per_clip": 4, "flip_prob": 0.5,
         "steps": 20000, "batch_size": 512, "threads": 8, "scratch_steps": 5000,
     },
     # a few steps on a handful of clips: tests and the quick development generation

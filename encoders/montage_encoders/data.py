@@ -98,12 +98,17 @@ def build_split(cfg: Config, split: str, n: int, views: int, backbone, mel, augm
         frames, waves = [], []
         for i in range(lo, min(n, lo + chunk)):
             rng = np.random.default_rng([seed, i])
-            f, w = _render_views(cfg, specs[i], views, rng, augment)
+            # mirror a clip (frames flipped, "left" <-> "right" in its captions) so the video tower
+            # learns that a mirrored picture is the same picture; drawn only when enabled, so
+            # flip_prob=0 renders exactly what earlier versions rendered
+            flip = augment and cfg.flip_prob > 0 and rng.random() < cfg.flip_prob
+            f, w = _render_views(cfg, specs[i], views, rng, augment, flip)
             if i < keep_pixels:
                 pixels.append(f[0])
             frames.append(f)
             waves.extend(w)
-            captions.append([corpus.caption(specs[i], rng) for _ in range(CAPTIONS_PER_CLIP)])
+            described = mirrored(specs[i]) if flip else specs[i]
+            captions.append([corpus.caption(described, rng) for _ in range(CAPTIONS_PER_CLIP)])
         x = torch.stack(frames)  # (n_chunk, V, T, 3, S, S) uint8
         out = backbone(normalise(x.reshape(-1, *x.shape[-3:])))  # (n_chunk*V*T, C, h, w)
         feats.append(out.reshape(*x.shape[:3], *out.shape[1:]).half())
@@ -116,13 +121,23 @@ def build_split(cfg: Config, split: str, n: int, views: int, backbone, mel, augm
                  torch.stack(pixels) if pixels else None)
 
 
-def _render_views(cfg: Config, spec, views: int, rng: np.random.Generator, augment: bool):
+def mirrored(spec):
+    """The spec a horizontally flipped clip shows: leftward motion becomes rightward."""
+    import dataclasses
+
+    swap = {"left": "right", "right": "left"}
+    return dataclasses.replace(spec, motion=swap.get(spec.motion, spec.motion))
+
+
+def _render_views(cfg: Config, spec, views: int, rng: np.random.Generator, augment: bool, flip: bool = False):
     """V views of one clip: uint8 frames (V, T, 3, S, S) and V waveforms of `samples`."""
     t, s = cfg.frames_per_segment, cfg.frame_size
     frames, waves = [], []
     for t0 in view_starts(cfg, views, rng, augment):
         times = corpus.segment_times(t0, cfg.segment_seconds, t)
         rgb = torch.from_numpy(np.ascontiguousarray(corpus.render_frames(spec, s, s, times))).permute(0, 3, 1, 2)
+        if flip:
+            rgb = torch.flip(rgb, dims=[-1])
         if augment:
             rgb = (augment_frames(rgb.float() / 255.0, rng) * 255.0).round().clamp(0, 255).to(torch.uint8)
         frames.append(rgb)

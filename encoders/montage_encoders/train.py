@@ -93,8 +93,11 @@ def prepare_data(cfg: Config, out: str, log) -> tuple[Split, Split, float]:
 def _cache_key(cfg: Config) -> dict:
     keys = ("frame_size", "frames_per_segment", "segment_seconds", "backbone_up_to", "backbone_pretrained",
             "sample_rate", "n_fft", "hop", "n_mels", "f_min", "f_max", "train_clips", "test_clips",
-            "views_per_clip", "corpus_seed", "clip_seconds", "scratch_train_clips")
-    return {**{k: getattr(cfg, k) for k in keys}, "pixels": cfg.scratch_steps > 0}
+            "views_per_clip", "corpus_seed", "clip_seconds", "scratch_train_clips", "flip_prob")
+    key = {k: getattr(cfg, k, None) for k in keys}
+    if not key["flip_prob"]:
+        key.pop("flip_prob")  # caches written before the option existed stay valid
+    return {**key, "pixels": cfg.scratch_steps > 0}
 
 
 def caption_ids(tok: WordTokenizer, split: Split) -> tuple[torch.Tensor, torch.Tensor]:
@@ -218,6 +221,10 @@ def backbone_comparison(cfg: Config, train: Split, test: Split, tok, device, log
     for name, pretrained in (("pretrained_frozen", True), ("scratch_end_to_end", False)):
         seed_all(cfg.seed)
         backbone, channels = make_backbone(cfg, pretrained)
+        if not pretrained:  # Keras's BN momentum (0.999) would leave a fresh net's running stats at init
+            for m in backbone.modules():
+                if isinstance(m, torch.nn.BatchNorm2d):
+                    m.momentum = 0.1
         video = VideoTower(cfg, backbone, channels, trainable_backbone=not pretrained).to(device)
         text = TextTower(cfg, len(tok)).to(device)
         loss_fn = ContrastiveLoss({"video-text": 1.0}, cfg.init_temperature, cfg.max_logit_scale).to(device)
