@@ -1,64 +1,51 @@
 /**
- * The benchmark's search server: a child process answering POST /search {vector, limit} with
- * {ids, scores} over plain node:http, wrapping either the embedded store (`embedded <dir> <dim>`)
- * or exact brute force over the regenerated synthetic matrix (`exact <n> <specJson>`). It
- * stands in for /v1/search so the store's latency is measured over HTTP on loopback, as the
- * protocol asks, without the API's own validation and payload shaping in the number.
- * GET /cpu returns the process's CPU time so far. Prints `READY <port>` once listening.
+ * The benchmark's search servers, each a child process that prints `READY <port>` once listening
+ * on 127.0.0.1 (port 0) and exits cleanly on SIGTERM.
+ *
+ *   real:  the service itself: createRuntime (config from the environment: MONTAGE_STORE_DIR,
+ *          MONTAGE_GENERATION_DIR, MONTAGE_QUEUE_PREFIX, ...) + buildApp, answering POST /v1/search.
+ *   exact <n> <specJson>: brute force over the regenerated synthetic matrix behind a Fastify app
+ *          with the same request/response schemas and hit shaping as /v1/search, so the two differ
+ *          in the search itself and not in the HTTP/JSON path around it. The real API cannot be
+ *          asked for exact search, hence this second server.
  */
-import { createServer } from 'node:http';
-import { EmbeddedStore } from '../src/store/embedded.ts';
-import { exactTopK } from '../src/store/exact.ts';
-import { Synth, type SynthSpec } from './synth.ts';
+import Fastify, { type FastifyInstance } from 'fastify';
+import { createRuntime } from '../src/runtime.ts';
+import { buildApp, loadApiSchemas } from '../src/server/app.ts';
+import { toHit } from '../src/server/routes/search.ts';
+import { exactTopK, normalize } from '../src/store/exact.ts';
+import { Synth, synthPayload, type SynthSpec } from './synth.ts';
 
-type Search = (q: Float32Array, limit: number) => Promise<{ ids: string[]; scores: number[] }>;
-
-async function embedded(dir: string, dim: number, knobs: { ef?: number; refineFactor?: number; nprobes?: number }): Promise<Search> {
-  const store = new EmbeddedStore({ dataDir: dir, autoIndex: false, ...knobs });
-  await store.open({ name: 'bench', dim });
-  return async (vector, limit) => {
-    const hits = await store.searchItems({ vector, using: 'fused', limit });
-    return { ids: hits.map((h) => h.videoId), scores: hits.map((h) => h.score) };
-  };
+async function real(): Promise<{ app: FastifyInstance; close: () => Promise<unknown> }> {
+  const rt = await createRuntime({ role: 'bench-search' });
+  const app = await buildApp(rt);
+  return { app, close: async () => { await app.close(); await rt.close(); } };
 }
 
-function exact(n: number, spec: SynthSpec): Search {
+async function exact(n: number, spec: SynthSpec): Promise<{ app: FastifyInstance; close: () => Promise<unknown> }> {
   const matrix = new Synth(spec).block(0, n);
-  return async (q, limit) => {
-    const hits = exactTopK(matrix, spec.dim, q, limit);
-    return { ids: hits.map((h) => `v${h.index}`), scores: hits.map((h) => h.score) };
-  };
+  const app = Fastify({ ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array' } } });
+  for (const s of loadApiSchemas()) app.addSchema(s);
+  app.post<{ Body: { vector: number[]; limit?: number } }>('/v1/search', {
+    schema: { body: { $ref: 'SearchRequest#' }, response: { 200: { $ref: 'SearchResponse#' } } },
+  }, async (req) => {
+    // Same normalisation as the service's vector query (src/search/service.ts).
+    const q = normalize(Float32Array.from(req.body.vector));
+    const hits = exactTopK(matrix, spec.dim, q, req.body.limit ?? 10);
+    return { hits: hits.map((h) => toHit({ videoId: `v${h.index}`, score: h.score, payload: synthPayload(h.index) }, '')) };
+  });
+  return { app, close: () => app.close() };
 }
 
 async function main(): Promise<void> {
-  const [mode, a, b, c] = process.argv.slice(2);
-  const search = mode === 'embedded' ? await embedded(a!, Number(b), JSON.parse(c ?? '{}'))
-    : mode === 'exact' ? exact(Number(a), JSON.parse(b!) as SynthSpec)
+  const [mode, a, b] = process.argv.slice(2);
+  const server = mode === 'real' ? await real()
+    : mode === 'exact' ? await exact(Number(a), JSON.parse(b!) as SynthSpec)
     : null;
-  if (!search) throw new Error(`unknown mode ${mode}`);
-  const server = createServer((req, res) => {
-    if (req.method === 'GET' && req.url === '/cpu') {
-      // CPU time of this process, all threads (LanceDB's included): per-query cost that the
-      // other jobs sharing the machine cannot inflate, unlike wall-clock latency.
-      const u = process.cpuUsage();
-      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ ms: (u.user + u.system) / 1000 }));
-      return;
-    }
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      const body = JSON.parse(Buffer.concat(chunks).toString()) as { vector: number[]; limit: number };
-      search(Float32Array.from(body.vector), body.limit).then(
-        (out) => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(out)),
-        (err: unknown) => res.writeHead(500).end(String(err)),
-      );
-    });
-  });
-  server.keepAliveTimeout = 60_000;
-  server.listen(0, '127.0.0.1', () => {
-    const addr = server.address();
-    process.stdout.write(`READY ${typeof addr === 'object' && addr ? addr.port : 0}\n`);
-  });
+  if (!server) throw new Error(`unknown mode ${mode}`);
+  process.once('SIGTERM', () => void server.close().finally(() => process.exit(0)));
+  const address = await server.app.listen({ host: '127.0.0.1', port: 0 });
+  process.stdout.write(`READY ${new URL(address).port}\n`);
 }
 
 await main();

@@ -1,27 +1,36 @@
 /**
  * bench/search: search latency and recall of the embedded store against exact brute force, at
- * 10k / 100k / 1M items, over HTTP on loopback (EVALUATION.md "Search speed").
+ * 10k / 100k / 1M items, over HTTP on loopback against the real API (EVALUATION.md "Search speed").
  *
  *   npx node bench/search.ts [--sizes 10000,100000,1000000] [--queries 300] [--exact-queries 100]
  *
  * Per size: synthetic clustered unit vectors (bench/synth.ts) are upserted through the store's
- * own upsertItems, its indexes built (ensureIndexes), then two child servers answer the same
- * fixed query set: the embedded store, and exact brute force over the same vectors. Latency is
- * per query from this client process after a warm-up (sequential, one in flight), qps is the
- * throughput with `--concurrency` queries in flight, recall@10 is the mean overlap of the
- * store's top 10 with exact top 10 on the same queries. Built stores are kept under
- * var/bench-search/ and reused when the parameters match. Writes bench/results/search.json.
+ * own upsertItems and its indexes built (ensureIndexes); built stores are kept under
+ * var/bench-search/ and reused when the parameters match. Then two child servers answer the same
+ * fixed query set with POST /v1/search {vector, limit: 10}:
+ *   - embedded: the service itself (bench/search-server.ts `real`: createRuntime + buildApp), with
+ *     MONTAGE_STORE_DIR at the built store. The store was written as generation `bench`; its
+ *     aliases point items at `items__bench`, and the runtime's generation (same dim) reads
+ *     through them, as a server does while a new generation is backfilled beside the served one.
+ *   - exact: brute force over the same vectors behind a Fastify app with the same schemas and hit
+ *     shaping (the real API has no exact mode).
+ * Latency is per query from this client process after a warm-up (sequential, one in flight), qps
+ * is the throughput with `--concurrency` queries in flight, recall@10 is the mean overlap of the
+ * store's top 10 with exact top 10 on the same queries. Server CPU per query is read from
+ * /proc/<pid>/stat of the child. Writes bench/results/search.json.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { cpus, loadavg, totalmem } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { Redis } from 'ioredis';
+import { defaultGenerationDir } from '../src/config/index.ts';
 import { EmbeddedStore } from '../src/store/embedded.ts';
 import { recallAt } from '../src/store/exact.ts';
 import type { ItemPoint } from '../src/store/types.ts';
-import { DEFAULT_SPEC, Synth, type SynthSpec } from './synth.ts';
+import { DEFAULT_SPEC, Synth, synthPayload, type SynthSpec } from './synth.ts';
 
 const { values: args } = parseArgs({
   options: {
@@ -30,7 +39,6 @@ const { values: args } = parseArgs({
     'exact-queries': { type: 'string', default: '100' },
     concurrency: { type: 'string', default: '4' },
     warmup: { type: 'string', default: '30' },
-    knobs: { type: 'string', default: '{}' },
     out: { type: 'string', default: 'bench/results/search.json' },
   },
 });
@@ -85,18 +93,26 @@ async function buildStore(n: number, spec: SynthSpec): Promise<{ dir: string; lo
 }
 
 function item(i: number, fused: Float32Array): ItemPoint {
-  return {
-    payload: {
-      videoId: `v${i}`, title: `item ${i}`, description: '', tags: [`t${i % 50}`], durationS: 5 + (i % 600),
-      uploadedAt: 1_700_000_000_000 + i * 1000, modalities: ['video', 'audio', 'text'], generation: 'bench', sha256: '',
-    },
-    vectors: { fused },
-  };
+  return { payload: synthPayload(i), vectors: { fused } };
 }
 
-async function startServer(argv: string[]): Promise<{ url: string; child: ChildProcess }> {
+/** The generation the real server loads: MONTAGE_GENERATION_DIR, else the committed default, else var/generations/tiny. */
+function generationDir(dim: number): { dir: string; name: string } {
+  let dir = process.env.MONTAGE_GENERATION_DIR;
+  if (!dir) {
+    try { dir = defaultGenerationDir(); } catch { dir = 'var/generations/tiny'; }
+  }
+  const m = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8')) as { generation: string; dim: number };
+  if (m.dim !== dim) throw new Error(`generation ${dir} has dim ${m.dim}; the bench vectors have ${dim}`);
+  return { dir: resolve(dir), name: m.generation };
+}
+
+const QUEUE_PREFIX = `bench-search-${process.pid}-${Date.now()}`;
+
+async function startServer(argv: string[], env: Record<string, string> = {}): Promise<{ url: string; child: ChildProcess }> {
   const child = spawn(process.execPath, ['bench/search-server.ts', ...argv], {
-    stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? 'error' },
+    stdio: ['ignore', 'pipe', 'inherit'],
+    env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? 'error', LOG_LEVEL: 'warn', ...env },
   });
   const port = await new Promise<number>((resolve, reject) => {
     let buf = '';
@@ -107,32 +123,39 @@ async function startServer(argv: string[]): Promise<{ url: string; child: ChildP
     });
     child.on('exit', (code) => reject(new Error(`search server ${argv[0]} exited with ${code}`)));
   });
-  return { url: `http://127.0.0.1:${port}/search`, child };
+  return { url: `http://127.0.0.1:${port}/v1/search`, child };
 }
 
 async function query(url: string, q: Float32Array): Promise<string[]> {
-  const res = await fetch(url, { method: 'POST', body: JSON.stringify({ vector: Array.from(q), limit: 10 }) });
+  const res = await fetch(url, {
+    method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ vector: Array.from(q), limit: 10 }),
+  });
   if (!res.ok) throw new Error(`search failed: ${res.status} ${await res.text()}`);
-  return ((await res.json()) as { ids: string[] }).ids;
+  return ((await res.json()) as { hits: Array<{ videoId: string }> }).hits.map((h) => h.videoId);
 }
 
 /** Sequential latencies (ms) and the ids of each query, after `warmup` untimed queries. */
-async function latencies(url: string, qs: Float32Array[], warmup: number): Promise<{ ms: number[]; ids: string[][]; cpu: number }> {
+async function latencies(url: string, pid: number, qs: Float32Array[], warmup: number): Promise<{ ms: number[]; ids: string[][]; cpu: number }> {
   for (let i = 0; i < warmup; i++) await query(url, qs[i % qs.length]!);
   const ms: number[] = [];
   const ids: string[][] = [];
-  const cpu0 = await cpuMs(url);
+  const cpu0 = cpuMs(pid);
   for (const q of qs) {
     const t = performance.now();
     ids.push(await query(url, q));
     ms.push(performance.now() - t);
   }
-  return { ms, ids, cpu: (await cpuMs(url)) - cpu0 };
+  return { ms, ids, cpu: cpuMs(pid) - cpu0 };
 }
 
-async function cpuMs(url: string): Promise<number> {
-  const res = await fetch(url.replace(/\/search$/, '/cpu'));
-  return ((await res.json()) as { ms: number }).ms;
+/**
+ * CPU time of a child process so far, all threads (LanceDB's included), from /proc: a per-query
+ * cost that the other jobs sharing the machine cannot inflate, unlike wall-clock latency.
+ */
+function cpuMs(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return ((Number(f[11]) + Number(f[12])) * 1000) / 100; // utime + stime, in clock ticks of 1/100 s
 }
 
 async function throughput(url: string, qs: Float32Array[], concurrency: number): Promise<number> {
@@ -151,55 +174,97 @@ function pct(ms: number[], p: number): number {
 
 const round = (x: number) => Math.round(x * 100) / 100;
 
-async function measure(n: number, spec: SynthSpec, queries: Float32Array[], exactQueries: number): Promise<Run[]> {
+/** Starts a server, runs `fn` against it, then stops it and waits for it to exit. */
+async function withServer<T>(argv: string[], env: Record<string, string>, fn: (url: string, pid: number) => Promise<T>): Promise<T> {
+  const srv = await startServer(argv, env);
+  try {
+    return await fn(srv.url, srv.child.pid!);
+  } finally {
+    const exited = new Promise((r) => srv.child.once('exit', r));
+    srv.child.kill('SIGTERM');
+    await exited;
+  }
+}
+
+async function measure(n: number, spec: SynthSpec, gen: { dir: string }, queries: Float32Array[], exactQueries: number): Promise<Run[]> {
   const built = await buildStore(n, spec);
   const conc = Number(args.concurrency);
   const warm = Number(args.warmup);
-  const emb = await startServer(['embedded', built.dir, String(spec.dim), args.knobs!]);
-  const ex = await startServer(['exact', String(n), JSON.stringify(spec)]);
+  const env = { MONTAGE_STORE_DIR: resolve(built.dir), MONTAGE_GENERATION_DIR: gen.dir, MONTAGE_QUEUE_PREFIX: QUEUE_PREFIX };
+  // One server at a time: the exact one holds the whole matrix (1 GB at 1M) on a shared machine.
+  const e = await withServer(['real'], env, async (url, pid) => {
+    const lat = await latencies(url, pid, queries, warm);
+    return { ...lat, qps: await throughput(url, queries, conc) };
+  });
+  const xq = queries.slice(0, exactQueries);
+  const x = await withServer(['exact', String(n), JSON.stringify(spec)], {}, async (url, pid) => {
+    const lat = await latencies(url, pid, xq, Math.min(warm, 5));
+    return { ...lat, qps: await throughput(url, xq.slice(0, Math.max(conc * 5, 20)), conc) };
+  });
+  const recall = xq.reduce((s, _, i) => s + recallAt(e.ids[i]!, x.ids[i]!), 0) / xq.length;
+  const load = round(loadavg()[0]!);
+  return [
+    { store: 'embedded', items: n, p50_ms: pct(e.ms, 50), p99_ms: pct(e.ms, 99), qps: round(e.qps), recall_at_10: round(recall * 1000) / 1000, cpu_ms_per_query: round(e.cpu / queries.length), queries: queries.length, load_avg: load, load_s: round(built.load_s), index_s: round(built.index_s) },
+    { store: 'exact', items: n, p50_ms: pct(x.ms, 50), p99_ms: pct(x.ms, 99), qps: round(x.qps), recall_at_10: 1, cpu_ms_per_query: round(x.cpu / xq.length), queries: xq.length, load_avg: load },
+  ];
+}
+
+/** The runtime's queues touch a few keys under the bench's own prefix; remove them. */
+async function cleanRedis(): Promise<void> {
+  const redis = new Redis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379');
   try {
-    const e = await latencies(emb.url, queries, warm);
-    const eQps = await throughput(emb.url, queries, conc);
-    const xq = queries.slice(0, exactQueries);
-    const x = await latencies(ex.url, xq, Math.min(warm, 5));
-    const xQps = await throughput(ex.url, xq.slice(0, Math.max(conc * 5, 20)), conc);
-    const recall = xq.reduce((s, _, i) => s + recallAt(e.ids[i]!, x.ids[i]!), 0) / xq.length;
-    return [
-      { store: 'embedded', items: n, p50_ms: pct(e.ms, 50), p99_ms: pct(e.ms, 99), qps: round(eQps), recall_at_10: round(recall * 1000) / 1000, cpu_ms_per_query: round(e.cpu / queries.length), queries: queries.length, load_avg: round(loadavg()[0]!), load_s: round(built.load_s), index_s: round(built.index_s) },
-      { store: 'exact', items: n, p50_ms: pct(x.ms, 50), p99_ms: pct(x.ms, 99), qps: round(xQps), recall_at_10: 1, cpu_ms_per_query: round(x.cpu / xq.length), queries: xq.length, load_avg: round(loadavg()[0]!) },
-    ];
+    let cursor = '0';
+    do {
+      const [next, keys] = await redis.scan(cursor, 'MATCH', `${QUEUE_PREFIX}:*`, 'COUNT', 1000);
+      if (keys.length) await redis.del(...keys);
+      cursor = next;
+    } while (cursor !== '0');
   } finally {
-    emb.child.kill('SIGTERM');
-    ex.child.kill('SIGTERM');
+    redis.disconnect();
   }
 }
 
 async function main(): Promise<void> {
   const spec = DEFAULT_SPEC;
+  const gen = generationDir(spec.dim);
   const sizes = args.sizes!.split(',').map(Number);
   const nq = Number(args.queries);
   const queries = Array.from({ length: nq }, (_, i) => new Synth(spec).vector(i, new Float32Array(spec.dim), 1));
   await mkdir(ROOT, { recursive: true });
+  const loadStart = loadavg().map(round);
   const runs: Run[] = [];
-  for (const n of sizes) {
-    runs.push(...(await measure(n, spec, queries, Math.min(nq, Number(args['exact-queries'])))));
-    console.log(JSON.stringify(runs.slice(-2)));
-    await writeResults(spec, runs);
+  try {
+    for (const n of sizes) {
+      runs.push(...(await measure(n, spec, gen, queries, Math.min(nq, Number(args['exact-queries'])))));
+      console.log(JSON.stringify(runs.slice(-2)));
+      await writeResults(spec, gen, runs, loadStart);
+    }
+  } finally {
+    await cleanRedis();
   }
 }
 
-async function writeResults(spec: SynthSpec, runs: Run[]): Promise<void> {
+async function writeResults(spec: SynthSpec, gen: { dir: string; name: string }, runs: Run[], loadStart: number[]): Promise<void> {
   const out = {
-    protocol: 'EVALUATION.md "Search speed": client process, HTTP on loopback (node:http child server wrapping the store, not yet /v1/search), '
-      + `warm-up ${args.warmup} queries, sequential latency, qps with ${args.concurrency} in flight, recall@10 vs exact brute force on the same queries `
-      + `(exact measured on the first ${args['exact-queries']} queries).`,
-    data: `${spec.clusters} random unit centroids in ${spec.dim} dims; item = normalise(centroid + ${spec.sigma} * N(0, I)), `
-      + 'cluster drawn uniformly per item (cosine to own centroid ~0.7); queries drawn the same way from a separate stream, never stored.',
-    store: 'embedded = LanceDB (src/store/embedded.ts) with its default index settings; exact = pure-TS Float32Array scan (src/store/exact.ts).',
-    knobs: JSON.parse(args.knobs!),
-    machine: { cpus: cpus().length, cpu: cpus()[0]?.model, mem_gb: Math.round(totalmem() / 2 ** 30), shared: 'shared with other jobs during the run; numbers are noisy' },
-    date: new Date().toISOString(),
     runs,
+    note: [
+      'EVALUATION.md "Search speed". Client: this process, HTTP on loopback, POST /v1/search {vector, limit: 10}. '
+        + `Warm-up ${args.warmup} queries, then ${args.queries} fixed queries sequentially (p50/p99), qps with ${args.concurrency} in flight; `
+        + `recall@10 of embedded vs exact on the first ${args['exact-queries']} of the same queries.`,
+      'embedded = the real service in a child process (bench/search-server.ts: createRuntime + buildApp from src/, config from env, '
+        + `generation ${gen.name} from ${gen.dir.replace(`${process.cwd()}/`, '')}), the embedded LanceDB store with its default index settings. `
+        + 'The bench store was written as generation "bench"; its aliases point items/segments/users at the *__bench collections, '
+        + 'and the server reads through those aliases (same dim), as it does while a new generation is backfilled beside the served one.',
+      'exact = pure-TS brute-force scan (src/store/exact.ts) over the same vectors; the real API has no exact mode, so it is its own '
+        + 'loopback Fastify server with the same SearchRequest/SearchResponse schemas and hit shaping (toHit) as /v1/search.',
+      `Data: ${spec.clusters} random unit centroids in ${spec.dim} dims; item = normalise(centroid + ${spec.sigma} * N(0, I)), `
+        + 'cluster drawn uniformly per item (cosine to own centroid ~0.7); queries drawn the same way from a separate stream, never stored.',
+      'cpu_ms_per_query: server process CPU (all threads, /proc) per query in the sequential phase, robust to other jobs on the machine; '
+        + 'load_avg: 1-minute load average when the size finished (2 cores: above 2 means queueing).',
+    ].join(' '),
+    machine: { cpus: cpus().length, cpu: cpus()[0]?.model, mem_gb: Math.round(totalmem() / 2 ** 30), node: process.version, shared: 'shared with other jobs during the run; latency numbers are noisy' },
+    load_average: { start: loadStart, end: loadavg().map(round) },
+    generated_at: new Date().toISOString(),
   };
   await mkdir('bench/results', { recursive: true });
   await writeFile(args.out!, `${JSON.stringify(out, null, 2)}\n`);
