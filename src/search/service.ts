@@ -35,8 +35,12 @@ export interface SearchDeps {
   store: VectorStore;
 }
 
-/** Similarity at or above which two videos count as the same content (re-encodes, resizes). */
-export const DUPLICATE_SIMILARITY = 0.95;
+/**
+ * Video-vector similarity at or above which two videos count as the same content. Measured on the default
+ * generation: a clip re-encoded at 96x96 and 60 kb/s scores 0.94 against its original, 112-144 px copies >= 0.95,
+ * while the nearest distinct clip of 50 held-out ones scores 0.60.
+ */
+export const DUPLICATE_SIMILARITY = 0.9;
 /** Candidates fetched per result slot when reranking (MMR, dedup). */
 const OVERFETCH = 4;
 
