@@ -234,6 +234,15 @@ def model_card(name: str, cfg: Config, metrics: dict, info: dict) -> str:
                       metrics.get("untrained"), "chance": metrics.get("chance")}) if h else "(not evaluated)", "",
     ]
     lines += _comparison_lines(metrics)
+    notes = list(info.get("notes") or [])
+    notes.append("Audio↔video recall has a low ceiling by design: the corpus couples sound to picture only "
+                 "partly (waveform~shape, pitch~size, rhythm~motion, each with probability 0.75; noise and "
+                 "colour/background independent), so a sound cannot single out its clip among many with the "
+                 "same sound attributes.")
+    if not cfg.flip_prob:
+        notes.append("Trained without mirrored clips (flip_prob 0): the video head keeps the spatial layout, so "
+                     "a mirrored photo is its weakest photo query; `--set flip_prob=0.5` addresses it.")
+    lines += ["## Notes", ""] + [f"- {n}" for n in notes] + [""]
     lines += [
         "## Credits", "",
         "- Frame backbone: MobileNetV2 blocks up to `" + cfg.backbone_up_to + "`, converted from the tfjs model "
@@ -268,7 +277,8 @@ def _comparison_lines(metrics: dict) -> list[str]:
 
 
 # ------------------------------------------------------------------ main
-def export_generation(run: str, name: str, dest: str, command: str | None = None) -> str:
+def export_generation(run: str, name: str, dest: str, command: str | None = None,
+                      notes: list[str] | None = None) -> str:
     from .train import load_run
 
     r = load_run(run)
@@ -291,7 +301,8 @@ def export_generation(run: str, name: str, dest: str, command: str | None = None
             metrics = json.load(f)
     t = dict(r["timings"])
     t.update({k: v for k, v in (metrics.get("timings") or {}).items()})
-    info = {"command": command or _train_command(run), "step": r["step"], "timings": t, "vocab_size": len(tok)}
+    info = {"command": command or _train_command(run), "step": r["step"], "timings": t, "vocab_size": len(tok),
+            "notes": notes}
     with open(os.path.join(folder, "README.md"), "w") as f:
         f.write(model_card(name, cfg, metrics, info))
     manifest = build_manifest(name, cfg, metrics, info, file_hashes(folder))
@@ -310,8 +321,9 @@ def main(argv=None) -> None:
     ap.add_argument("--name", required=True, help="generation name, e.g. mtg-2026.11-cpu")
     ap.add_argument("--dest", default="generations")
     ap.add_argument("--command", default=None, help="training command to record in the manifest and card")
+    ap.add_argument("--note", action="append", default=[], help="a line for the model card's notes")
     args = ap.parse_args(argv)
-    folder = export_generation(args.run, args.name, args.dest, args.command)
+    folder = export_generation(args.run, args.name, args.dest, args.command, args.note)
     total = sum(os.path.getsize(os.path.join(r, f)) for r, _, fs in os.walk(folder) for f in fs)
     print(f"exported {folder} ({total / 1e6:.1f} MB)")
 
