@@ -23,6 +23,8 @@ export interface IngestData {
   uploadPath: string;
   sha256: string;
   generation: string;
+  /** The probe made when the upload was admitted (same bytes: the file is named by its hash); probed again when absent. */
+  probe?: ProbeResult;
 }
 
 export interface IngestResult {
@@ -159,24 +161,24 @@ async function runIngest(deps: IngestDeps, job: Job<IngestData>): Promise<Ingest
   const rec0 = await catalog.update(videoId, { status: 'processing' });
   if (!rec0) return skipped(videoId, clock);
   const limits = mediaLimits(config);
-  const info: ProbeResult = await probe(uploadPath, limits, videoId);
+  const info: ProbeResult = job.data.probe ?? (await probe(uploadPath, limits, videoId));
   duration = info.durationS;
   await catalog.update(videoId, { durationS: info.durationS });
 
   await clock.enter('extract');
   const vp = gen.preprocessing.video;
   const ap = gen.preprocessing.audio;
+  const posterPath = path.join(config.dataDir, 'posters', `${videoId}.jpg`);
+  await mkdir(path.dirname(posterPath), { recursive: true });
   const [segments, pcm] = await Promise.all([
     extractFrames(uploadPath, { segmentSeconds: vp.segment_seconds, framesPerSegment: vp.frames_per_segment, size: vp.frame_size, resize: vp.resize,
       durationS: info.durationS, timeoutMs: limits.timeoutMs, allowedContainers: limits.allowedContainers }, videoId),
     info.audioCodec && encoders.has('audio')
       ? extractAudio(uploadPath, { sampleRate: ap.sample_rate, hasAudio: true, maxDurationS: info.durationS, timeoutMs: limits.timeoutMs, allowedContainers: limits.allowedContainers }, videoId)
       : Promise.resolve(null),
+    posterFrame(uploadPath, posterPath, Math.min(info.durationS / 2, 1), { label: videoId }),
   ]);
   if (segments.length === 0) throw new AppError('CORRUPT_MEDIA', `ffmpeg on ${videoId} decoded no frames`);
-  const posterPath = path.join(config.dataDir, 'posters', `${videoId}.jpg`);
-  await mkdir(path.dirname(posterPath), { recursive: true });
-  await posterFrame(uploadPath, posterPath, Math.min(info.durationS / 2, 1), { label: videoId });
 
   await clock.enter('encode');
   const rec = await catalog.get(videoId);

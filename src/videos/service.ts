@@ -53,8 +53,9 @@ export async function admitVideo(deps: VideoServiceDeps, stored: { path: string;
   if (existing && existing.status !== 'failed' && existing.generation === generation) {
     return { videoId, jobId: existing.jobId, status: existing.status, duplicate: true };
   }
+  let probed;
   try {
-    await probe(stored.path, mediaLimits(deps.config), videoId);
+    probed = await probe(stored.path, mediaLimits(deps.config), videoId);
   } catch (err) {
     // The stored path is the content's own: remove it unless an earlier record of the same bytes still uses it.
     if (!existing) await rm(stored.path, { force: true });
@@ -67,7 +68,7 @@ export async function admitVideo(deps: VideoServiceDeps, stored: { path: string;
   await catalog.put(rec);
   const old = await ingestQueue.getJob(jobId);
   if (old && (await old.isFailed())) await old.remove();
-  const data: IngestData = { videoId, uploadPath: stored.path, sha256: stored.sha256, generation };
+  const data: IngestData = { videoId, uploadPath: stored.path, sha256: stored.sha256, generation, probe: probed };
   await ingestQueue.add('ingest', data, jobOptions('ingest', jobId));
   return { videoId, jobId, status: 'queued', duplicate: false };
 }

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { loadEncoders } from '../../src/models/index.ts';
-import { lazyTower, resolveProvider, supportedBackends } from '../../src/models/onnx.ts';
+import { lazyTower, resolveProvider } from '../../src/models/onnx.ts';
 import { ROOT } from '../helpers/generation.ts';
 
 const GRAPH = join(ROOT, 'test', 'fixtures', 'l2norm.onnx'); // content [batch, 4] -> content / ||content||
