@@ -13,7 +13,7 @@ npm run --silent lint
 echo "== python: encoders/tests" >&2
 (cd encoders && /usr/bin/python3 -m pytest -q tests)
 
-echo "== node: unit + integration${1:+ ($1)}" >&2
+echo "== node: unit + integration${1:- + e2e}" >&2
 tiers=(test/unit test/integration)
 [ "${1:-}" = "--fast" ] || tiers+=(test/e2e)
 files=$(find "${tiers[@]}" -name '*.test.ts' 2>/dev/null | sort)
