@@ -8,31 +8,17 @@ import Fastify, { type FastifyInstance, type FastifyError, type FastifyBaseLogge
 import multipart from '@fastify/multipart';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
-import type { Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
 import { AppError, isAppError } from '../errors/index.ts';
-import { PROJECT_ROOT, type Config } from '../config/index.ts';
-import type { Logger } from '../log.ts';
-import type { Catalog } from '../catalog/index.ts';
-import type { VectorStore } from '../store/types.ts';
-import type { Encoders } from '../models/types.ts';
-import type { EventLog } from '../users/events.ts';
+import { PROJECT_ROOT } from '../config/index.ts';
+import type { Runtime } from '../runtime.ts';
 import { userRoutes } from './routes/users.ts';
 import { videoRoutes } from './routes/videos.ts';
 import { jobRoutes } from './routes/jobs.ts';
 import { healthRoutes } from './routes/health.ts';
 import { searchRoutes } from './routes/search.ts';
 
-export interface AppDeps {
-  config: Config;
-  log: Logger;
-  redis: Redis;
-  catalog: Catalog;
-  store: VectorStore;
-  encoders: Encoders;
-  queues: { ingest: Queue; userVector: Queue };
-  events: EventLog;
-}
+/** What the routes use of the runtime (src/runtime.ts builds it; tests may build their own). */
+export type AppDeps = Pick<Runtime, 'config' | 'log' | 'redis' | 'catalog' | 'store' | 'encoders' | 'queues' | 'events'>;
 
 /** The API's JSON Schemas, each with an `$id` that routes reference. */
 export function loadApiSchemas(dir = path.join(PROJECT_ROOT, 'schemas', 'api')): Record<string, unknown>[] {

@@ -8,12 +8,13 @@ and owns the learned mask token used by the masking augmentation.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
 import torch.nn as nn
+
+from ..towers import Block, l2norm  # the text tower's block: one Transformer block for the project
 
 
 @dataclass
@@ -52,32 +53,6 @@ class BehaviourConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-def l2norm(x: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
-    return x / torch.sqrt((x * x).sum(dim=-1, keepdim=True) + eps)
-
-
-class Block(nn.Module):
-    """Pre-norm Transformer block; attention written out so it exports plainly (opset 14)."""
-
-    def __init__(self, width: int, heads: int, ffn: int, dropout: float):
-        super().__init__()
-        self.heads = heads
-        self.ln1, self.ln2 = nn.LayerNorm(width), nn.LayerNorm(width)
-        self.qkv = nn.Linear(width, 3 * width)
-        self.out = nn.Linear(width, width)
-        self.ffn = nn.Sequential(nn.Linear(width, ffn), nn.GELU(), nn.Linear(ffn, width))
-        self.drop = nn.Dropout(dropout)
-
-    def forward(self, x: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-        b, n, w = x.shape
-        hd = w // self.heads
-        q, k, v = self.qkv(self.ln1(x)).reshape(b, n, 3, self.heads, hd).permute(2, 0, 3, 1, 4)
-        att = (q @ k.transpose(-1, -2)) / math.sqrt(hd) + bias  # (B, H, N, N)
-        y = (att.softmax(dim=-1) @ v).transpose(1, 2).reshape(b, n, w)
-        x = x + self.drop(self.out(y))
-        return x + self.drop(self.ffn(self.ln2(x)))
 
 
 class UserTower(nn.Module):
