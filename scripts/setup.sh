@@ -22,8 +22,11 @@ fi
 
 # onnxruntime-node's install script would download CUDA files: the CPU build is inside the package.
 # On a GPU host use ONNXRUNTIME_NODE_INSTALL=cuda12 instead.
+# `npm install`, not `npm ci`: the lock file cannot list every platform's optional native packages (lancedb,
+# msgpackr-extract) when the registry does not serve them at the locked version, and `npm ci` refuses such a
+# lock; `npm install` honours the lock for everything it lists and leaves it unchanged.
 if [ ! -x node_modules/.bin/node ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-  ONNXRUNTIME_NODE_INSTALL="${ONNXRUNTIME_NODE_INSTALL:-skip}" npm ci --no-audit --no-fund >&2
+  ONNXRUNTIME_NODE_INSTALL="${ONNXRUNTIME_NODE_INSTALL:-skip}" npm install --no-audit --no-fund >&2
 fi
 
 # A local Redis when REDIS_URL is unset and none answers on the default port.
