@@ -27,9 +27,9 @@ export interface CreateStoreOptions {
 }
 
 export async function createStore(config: Pick<Config, 'store'>, opts: CreateStoreOptions = {}): Promise<AdminStore> {
-  const { qdrantUrl, qdrantApiKey, embeddedDir } = config.store;
+  const { qdrantUrl, qdrantApiKey, embeddedDir, readConsistencyS } = config.store;
   if (qdrantUrl) return new QdrantStore({ url: qdrantUrl, apiKey: qdrantApiKey });
   return new EmbeddedStore({
-    dataDir: embeddedDir, autoIndex: opts.autoIndex ?? true, ...(opts.log ? { log: opts.log } : {}),
+    dataDir: embeddedDir, autoIndex: opts.autoIndex ?? true, ...(readConsistencyS !== undefined ? { readConsistencyS } : {}), ...(opts.log ? { log: opts.log } : {}),
   });
 }

@@ -40,6 +40,8 @@ export async function testEnv(extra: Record<string, string> = {}): Promise<Recor
     MONTAGE_QUEUE_PREFIX: `montage-test-${randomUUID().slice(0, 8)}`,
     MONTAGE_GENERATION_DIR: requireGeneration(),
     MONTAGE_INTRA_OP_THREADS: '2',
+    // Tests read right after another process (the worker) writes: strong consistency, not the 1 s default.
+    MONTAGE_STORE_READ_CONSISTENCY_S: '0',
     LOG_LEVEL: process.env.LOG_LEVEL ?? 'silent',
     ...(process.env.REDIS_URL ? { REDIS_URL: process.env.REDIS_URL } : {}),
     ...extra,
