@@ -3,4 +3,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-exec npm run --silent montage -- start
+# exec the pinned Node 24 itself (not npm), so SIGTERM reaches the service and it drains and closes cleanly.
+exec node_modules/.bin/node src/cli/main.ts start
