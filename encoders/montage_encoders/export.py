@@ -144,12 +144,13 @@ def sha256(path: str) -> str:
 
 
 def file_hashes(folder: str) -> dict[str, str]:
+    """sha256 of every file in the folder but manifest.json itself and half-written .tmp files (relative paths)."""
     out = {}
     for root, _, files in os.walk(folder):
         for name in sorted(files):
             rel = os.path.relpath(os.path.join(root, name), folder)
-            if rel != "manifest.json":
-                out[rel] = sha256(os.path.join(root, name))
+            if rel != "manifest.json" and not rel.endswith(".tmp"):
+                out[rel.replace(os.sep, "/")] = sha256(os.path.join(root, name))
     return dict(sorted(out.items()))
 
 

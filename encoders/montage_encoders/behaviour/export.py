@@ -11,7 +11,6 @@ towers.user/behaviour, preprocessing.user, training.behaviour, metrics.behaviour
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 
@@ -19,6 +18,7 @@ import numpy as np
 import onnx
 import torch
 
+from ..export import file_hashes
 from .model import BehaviourConfig, BehaviourModel
 
 
@@ -26,14 +26,6 @@ def _write_atomic(path: str, payload: bytes) -> None:
     with open(path + ".tmp", "wb") as f:
         f.write(payload)
     os.replace(path + ".tmp", path)
-
-
-def _sha256(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def golden_inputs(cfg: BehaviourConfig, batch: int = 3, seed: int = 0) -> dict[str, np.ndarray]:
@@ -91,7 +83,7 @@ def add_to_generation(gen_dir: str, model: BehaviourModel, metrics: dict | None 
     manifest["preprocessing"]["user"] = {"max_items": n, "time_gap_unit_seconds": cfg.time_gap_unit_seconds}
     manifest.setdefault("training", {})["behaviour"] = {**cfg.to_dict(), **(training or {})}
     manifest.setdefault("metrics", {})["behaviour"] = metrics or {}
-    manifest["files"] = _hashes(gen_dir)
+    manifest["files"] = file_hashes(gen_dir)
     _write_atomic(manifest_path, (json.dumps(manifest, indent=2) + "\n").encode())
     return manifest
 
@@ -114,12 +106,3 @@ def _write_goldens(gen_dir: str, g: dict[str, np.ndarray], outputs: dict[str, np
     _write_atomic(golden_path, (json.dumps(golden, indent=2) + "\n").encode())
 
 
-def _hashes(gen_dir: str) -> dict[str, str]:
-    """sha256 of every file in the folder except manifest.json itself (relative paths)."""
-    out = {}
-    for root, _, files in os.walk(gen_dir):
-        for name in sorted(files):
-            rel = os.path.relpath(os.path.join(root, name), gen_dir)
-            if rel != "manifest.json" and not rel.endswith(".tmp"):
-                out[rel.replace(os.sep, "/")] = _sha256(os.path.join(root, name))
-    return dict(sorted(out.items()))
