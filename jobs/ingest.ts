@@ -144,8 +144,9 @@ export function makeIngestProcessor(deps: IngestDeps) {
 async function failVideo(deps: IngestDeps, data: IngestData, reason: string, poison: boolean): Promise<void> {
   const error = parseJobError(reason) ?? undefined;
   const rec = await deps.catalog.update(data.videoId, { status: 'failed', error });
-  // Only poison input loses its upload; an item that already had vectors keeps them (nothing stored is touched).
-  if (poison && rec && rec.status === 'failed') await rm(data.uploadPath, { force: true });
+  // Only poison input loses its upload (a transient failure keeps it for a re-upload to retry); the store is
+  // never touched here: a failed job has written nothing.
+  if (poison && rec) await rm(data.uploadPath, { force: true });
 }
 
 async function runIngest(deps: IngestDeps, job: Job<IngestData>): Promise<IngestResult> {
