@@ -4,7 +4,7 @@
  */
 import { AppError } from '../errors/index.ts';
 import type { Encoders } from '../models/types.ts';
-import type { ItemFilter, ItemHit, Modality, VectorName, VectorStore } from '../store/types.ts';
+import type { ItemFilter, ItemHit, VectorName, VectorStore } from '../store/types.ts';
 import { dot, groupMoments, mmr, type Moment } from './rank.ts';
 
 export interface SearchQuery {
@@ -82,34 +82,20 @@ export async function search(deps: SearchDeps, q: SearchQuery): Promise<SearchHi
   return ranked.slice(q.offset, want).map((h) => ({ videoId: h.videoId, score: h.score, payload: h.payload, ...(h.moments ? { moments: h.moments } : {}) }));
 }
 
-/** Segment search grouped back to videos; item filters apply to the segments' videos. */
+/** Segment search grouped back to videos; the store applies the item filter to the segments' videos. */
 async function searchMoments(deps: SearchDeps, qv: Float32Array, using: VectorName, filter: ItemFilter, want: number): Promise<SearchHit[]> {
   const segUsing = using === 'video' || using === 'audio' ? using : 'fused';
-  const out: SearchHit[] = [];
-  // Fetch widening pages of segments until enough videos pass the item filter (or the segments run out).
+  // Several segments per video: widen the page until it holds enough videos (or the segments run out).
   for (let limit = Math.max(50, want * 20); ; limit *= 4) {
-    const segs = await deps.store.searchSegments({ vector: qv, using: segUsing, limit });
+    const segs = await deps.store.searchSegments({ vector: qv, using: segUsing, limit, filter });
     const grouped = groupMoments(segs.map((s) => ({ videoId: s.videoId, startS: s.payload.startS, endS: s.payload.endS, score: s.score })));
-    out.length = 0;
-    for (const g of grouped) {
-      if (out.length >= want) break;
-      if (filter.excludeVideoIds?.includes(g.videoId)) continue;
-      const item = await deps.store.getItem(g.videoId);
-      if (item && matches(item.payload, filter)) out.push({ videoId: g.videoId, score: g.score, payload: item.payload, moments: g.moments });
+    if (grouped.length >= want || segs.length < limit) {
+      const out: SearchHit[] = [];
+      for (const g of grouped.slice(0, want)) {
+        const item = await deps.store.getItem(g.videoId);
+        if (item) out.push({ videoId: g.videoId, score: g.score, payload: item.payload, moments: g.moments });
+      }
+      return out;
     }
-    if (out.length >= want || segs.length < limit) return out;
   }
-}
-
-/** The item filter, evaluated in memory (moments post-filter their videos with it). */
-export function matches(p: ItemHit['payload'], f: ItemFilter): boolean {
-  if (f.tagsAny?.length && !f.tagsAny.some((t) => p.tags.includes(t))) return false;
-  if (f.tagsAll?.length && !f.tagsAll.every((t) => p.tags.includes(t))) return false;
-  if (f.durationMinS !== undefined && p.durationS < f.durationMinS) return false;
-  if (f.durationMaxS !== undefined && p.durationS > f.durationMaxS) return false;
-  if (f.uploadedAfter !== undefined && p.uploadedAt < f.uploadedAfter) return false;
-  if (f.uploadedBefore !== undefined && p.uploadedAt > f.uploadedBefore) return false;
-  if (f.modalities?.length && !f.modalities.every((m: Modality) => p.modalities.includes(m))) return false;
-  if (f.excludeVideoIds?.includes(p.videoId)) return false;
-  return true;
 }

@@ -380,8 +380,9 @@ export class EmbeddedStore implements VectorStore {
   /** Item-level filters on segments: resolved to the matching video ids first (segments carry no tags). */
   async #segmentFilterSql(f: ItemFilter | undefined): Promise<string[]> {
     if (!f) return [];
-    const { excludeVideoIds, modalities, ...itemLevel } = f;
-    const out = filterSql({ excludeVideoIds, modalities });
+    // modalities are the item's (a segment never has text): resolved at the item level with the rest.
+    const { excludeVideoIds, ...itemLevel } = f;
+    const out = filterSql({ excludeVideoIds });
     const itemSql = filterSql(itemLevel);
     if (itemSql.length === 0) return out;
     const rows = await this.#guard('resolving the segment filter', () =>

@@ -273,8 +273,9 @@ export class QdrantStore implements VectorStore {
 
   async #segmentFilter(f: ItemFilter | undefined): Promise<Filter | null | undefined> {
     if (!f) return undefined;
-    const { excludeVideoIds, modalities, ...itemLevel } = f;
-    const base = itemFilter({ excludeVideoIds, modalities }) ?? {};
+    // modalities are the item's (a segment never has text): resolved at the item level with the rest.
+    const { excludeVideoIds, ...itemLevel } = f;
+    const base = itemFilter({ excludeVideoIds }) ?? {};
     const items = itemFilter(itemLevel);
     if (!items) return base;
     const ids: string[] = [];

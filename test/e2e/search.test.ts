@@ -132,6 +132,12 @@ test('every filter is honoured', async () => {
   assert.ok(withAudio.length < all.length, 'the corpus has silent clips, which the audio filter drops');
   const excluded = await search({ ...q, exclude: [all[0]!.videoId] });
   assert.ok(!excluded.some((h) => h.videoId === all[0]!.videoId));
+  // Moments take the same filters, applied to each segment's video (modalities are the video's, not the segment's).
+  const fifthMoments = await search({ ...q, moments: true, filter: { tags: { any: ['fifth'] } } });
+  assert.equal(fifthMoments.length, N_CLIPS / 5);
+  assert.ok(fifthMoments.every((h) => h.tags.includes('fifth') && h.moments.length > 0));
+  assert.ok((await search({ ...q, moments: true, filter: { modalities: ['text'] } })).length > 0);
+  assert.ok(!(await search({ ...q, moments: true, exclude: [all[0]!.videoId] })).some((h) => h.videoId === all[0]!.videoId));
   const page2 = await search({ ...q, limit: 5, offset: 5 });
   assert.deepEqual(page2.map((h) => h.videoId), all.slice(5, 10).map((h) => h.videoId));
 });

@@ -230,7 +230,7 @@ for (const impl of impls) {
     });
 
     test('segments are searched by named vector, replaced on re-upsert and filtered by their video', async () => {
-      await store.upsertItems([item('m1', 1, { tags: ['x'] }), item('m2', 2, { tags: ['y'] })]);
+      await store.upsertItems([item('m1', 1, { tags: ['x'] }), item('m2', 2, { tags: ['y'], modalities: ['video', 'audio'] })]);
       await store.upsertSegments('m1', [segment('m1', 0, 100), segment('m1', 1, 200), segment('m1', 2, 300)]);
       await store.upsertSegments('m2', [segment('m2', 0, 400)]);
       const target = unit(200 + 2); // audio of m1 segment 1
@@ -246,6 +246,9 @@ for (const impl of impls) {
       const notM1 = await store.searchSegments({ vector: target, using: 'fused', limit: 10, filter: { excludeVideoIds: ['m1'] } });
       assert.deepEqual(notM1.map((s) => s.videoId), ['m2']);
       assert.deepEqual(await store.searchSegments({ vector: target, using: 'fused', limit: 10, filter: { tagsAny: ['none'] } }), []);
+      // modalities are the item's: segments carry only video/audio, yet a text filter keeps m1 (which has text).
+      const withText = await store.searchSegments({ vector: target, using: 'fused', limit: 10, filter: { modalities: ['text'] } });
+      assert.deepEqual([...new Set(withText.map((s) => s.videoId))], ['m1']);
     });
 
     test('deleteVideo removes the item and its segments', async () => {
