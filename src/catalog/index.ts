@@ -50,13 +50,15 @@ export class Catalog {
     await this.#redis.set(this.#key(rec.videoId), JSON.stringify(rec));
   }
 
-  /** Read-modify-write of one record; a no-op (returning null) when the record is gone (deleted meanwhile). */
+  /**
+   * Read-modify-write of one record; a no-op (returning null) when the record is gone. The write is `SET XX`, so a
+   * DELETE landing between the read and the write is not undone by bringing the record back.
+   */
   async update(videoId: string, patch: Partial<VideoRecord>): Promise<VideoRecord | null> {
     const rec = await this.get(videoId);
     if (!rec) return null;
     const next = { ...rec, ...patch };
-    await this.put(next);
-    return next;
+    return (await this.#redis.set(this.#key(videoId), JSON.stringify(next), 'XX')) === 'OK' ? next : null;
   }
 
   async delete(videoId: string): Promise<boolean> {
