@@ -80,11 +80,15 @@ class StageClock {
   #stage: Stage = 'probe';
   readonly #job: Job;
   readonly #etaFor: (done: number) => number | null;
-  constructor(job: Job, etaFor: (done: number) => number | null) {
+  readonly #signal: AbortSignal;
+  constructor(job: Job, etaFor: (done: number) => number | null, signal: AbortSignal) {
     this.#job = job;
     this.#etaFor = etaFor;
+    this.#signal = signal;
   }
+  /** Every stage starts here: a run that has timed out stops at the next stage and writes nothing more. */
   async enter(stage: Stage): Promise<void> {
+    this.#signal.throwIfAborted();
     this.#lap();
     this.#stage = stage;
     const done = STAGES.slice(0, STAGES.indexOf(stage)).reduce((a, s) => a + STAGE_WEIGHT[s], 0);
@@ -117,19 +121,25 @@ export function parseJobError(reason: string | undefined): { code: string; messa
   return m ? { code: m[1]!, message: m[2]! } : { code: 'INTERNAL', message: reason };
 }
 
-function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+/** Rejects after `ms` and aborts the run's signal, so the timed-out run cannot write beside the retry. */
+function withTimeout<T>(run: (signal: AbortSignal) => Promise<T>, ms: number, what: string): Promise<T> {
+  const ctl = new AbortController();
   let timer: NodeJS.Timeout | undefined;
   const t = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} timed out after ${ms} ms`)), ms);
+    timer = setTimeout(() => {
+      const err = new Error(`${what} timed out after ${ms} ms`);
+      ctl.abort(err);
+      reject(err);
+    }, ms);
   });
-  return Promise.race([p, t]).finally(() => clearTimeout(timer));
+  return Promise.race([run(ctl.signal), t]).finally(() => clearTimeout(timer));
 }
 
 export function makeIngestProcessor(deps: IngestDeps) {
   return async (job: Job<IngestData>): Promise<IngestResult> => {
     const { videoId } = job.data;
     try {
-      return await withTimeout(runIngest(deps, job), JOB_POLICY.ingest.timeoutMs, `ingest of ${videoId}`);
+      return await withTimeout((signal) => runIngest(deps, job, signal), JOB_POLICY.ingest.timeoutMs, `ingest of ${videoId}`);
     } catch (err) {
       const out = classify(err, videoId);
       const finalTry = out instanceof UnrecoverableError || job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
@@ -149,14 +159,14 @@ async function failVideo(deps: IngestDeps, data: IngestData, reason: string, poi
   if (poison && rec) await rm(data.uploadPath, { force: true });
 }
 
-async function runIngest(deps: IngestDeps, job: Job<IngestData>): Promise<IngestResult> {
+async function runIngest(deps: IngestDeps, job: Job<IngestData>, signal: AbortSignal): Promise<IngestResult> {
   const { config, encoders, store, catalog } = deps;
   const { videoId, uploadPath } = job.data;
   const gen = encoders.generation;
   const rate = await catalog.rate();
   let duration = 0;
   // ETA = probed duration x measured seconds-per-video-second (moving average over past jobs) x work left.
-  const clock = new StageClock(job, (done) => (duration && rate ? Math.round(duration * rate * (1 - done)) : null));
+  const clock = new StageClock(job, (done) => (duration && rate ? Math.round(duration * rate * (1 - done)) : null), signal);
 
   await clock.enter('probe');
   const rec0 = await catalog.update(videoId, { status: 'processing' });
