@@ -17,7 +17,7 @@ import { exactTopK, normalize } from '../src/store/exact.ts';
 import { Synth, synthPayload, type SynthSpec } from './synth.ts';
 
 async function real(): Promise<{ app: FastifyInstance; close: () => Promise<unknown> }> {
-  const rt = await createRuntime({ role: 'bench-search' });
+  const rt = await createRuntime({ role: 'bench-search', buildIndexes: false });
   const app = await buildApp(rt);
   return { app, close: async () => { await app.close(); await rt.close(); } };
 }

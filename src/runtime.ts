@@ -28,7 +28,20 @@ export interface Runtime {
   close(): Promise<void>;
 }
 
-export async function createRuntime(opts: { config?: Config; log?: Logger; role: string }): Promise<Runtime> {
+export interface RuntimeOptions {
+  config?: Config;
+  log?: Logger;
+  /** Names the Redis connection. */
+  role: string;
+  /**
+   * Build and refresh the embedded store's ANN indexes in this process. Processes that write (workers) do;
+   * the API server and read-only tools do not, so two processes never train the same index.
+   * @defaultValue true
+   */
+  buildIndexes?: boolean;
+}
+
+export async function createRuntime(opts: RuntimeOptions): Promise<Runtime> {
   const config = opts.config ?? loadConfig();
   const log = opts.log ?? createLogger(config.logLevel);
   const encoders = await loadEncoders(config.models.generationDir, {
@@ -44,7 +57,7 @@ export async function createRuntime(opts: { config?: Config; log?: Logger; role:
   };
   try {
     await pingRedis(redis, 5000);
-    const store = await createStore(config);
+    const store = await createStore(config, { log, autoIndex: opts.buildIndexes ?? true });
     closers.push(['store', () => store.close()]);
     await store.open({ name: encoders.generation.name, dim: encoders.generation.dim });
     const ingest = queueFor('ingest', redis, config.redis.prefix);

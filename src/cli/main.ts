@@ -51,7 +51,7 @@ function shutdownHandler(log: () => Runtime['log'] | undefined): (step: () => Pr
 async function serve(withWorker: boolean): Promise<void> {
   const booted: { rt?: Runtime } = {};
   const onStop = shutdownHandler(() => booted.rt?.log);
-  const rt = (booted.rt = await createRuntime({ role: withWorker ? 'all' : 'api' }));
+  const rt = (booted.rt = await createRuntime({ role: withWorker ? 'all' : 'api', buildIndexes: withWorker }));
   const app = await buildApp(rt);
   onStop(() => app.close());
   if (withWorker) { const w = workers(rt); onStop(() => w.close()); }
@@ -120,7 +120,7 @@ async function ingest(args: string[]): Promise<number> {
 }
 
 async function status(): Promise<void> {
-  const rt = await createRuntime({ role: 'status' });
+  const rt = await createRuntime({ role: 'status', buildIndexes: false });
   const counts = await rt.queues.ingest.getJobCounts('waiting', 'active', 'completed', 'failed', 'delayed');
   const out = { generation: rt.encoders.generation.name, dim: rt.encoders.generation.dim, store: rt.config.store.qdrantUrl ? 'qdrant' : 'embedded',
     aliases: await rt.store.aliases(), items: await rt.store.countItems(), ingestJobs: counts };
