@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what Montage needs on a fresh Debian machine that has Node and npm, and nothing else it needs:
 # ffmpeg and redis-server (service), python3 with numpy/torch/onnx/pytest (the corpus generator, training and the
-# Python tests), libopenblas0-pthread (fast CPU matmuls for torch). Idempotent: installs only what is missing.
+# Python tests), libopenblas0-pthread (fast CPU matmuls for torch), darknet (its sample photographs, used by tests
+# and the encoder evaluation). Idempotent: installs only what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,6 +14,8 @@ command -v redis-server >/dev/null || need_apt+=(redis-server)
 /usr/bin/python3 -c 'import onnx' 2>/dev/null || need_apt+=(python3-onnx)
 /usr/bin/python3 -c 'import pytest' 2>/dev/null || need_apt+=(python3-pytest)
 dpkg -s libopenblas0-pthread >/dev/null 2>&1 || need_apt+=(libopenblas0-pthread)
+# Real photographs for the backbone parity and photo-retrieval tests (Debian ships them with darknet's samples).
+[ -f /usr/share/darknet/data/dog.jpg ] || need_apt+=(darknet)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "setup: installing ${need_apt[*]}" >&2
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
