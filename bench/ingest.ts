@@ -27,8 +27,11 @@ const runs = [];
 /** Uploads one file through the real admission path and waits for its ingest job; returns the finished job. */
 async function ingestOnce(file: string, title: string) {
   const stored = await storeUpload(createReadStream(file), path.join(svc.config.dataDir, 'uploads'), Number.MAX_SAFE_INTEGER);
-  const admitted = await admitVideo({ config: svc.config, catalog: svc.rt.catalog, store: svc.rt.store, ingestQueue: svc.rt.queues.ingest, generation: gen.name },
-    stored, { title, description: '', tags: [] });
+  const admitted = await admitVideo(
+    { config: svc.config, catalog: svc.rt.catalog, store: svc.rt.store, ingestQueue: svc.rt.queues.ingest, generation: gen.name },
+    stored,
+    { title, description: '', tags: [] },
+  );
   for (;;) {
     const job = (await svc.rt.queues.ingest.getJob(admitted.jobId))!;
     const state = await job.getState();
@@ -46,21 +49,37 @@ try {
     const file = path.join(svc.config.dataDir, `bench-${seconds}s.mp4`);
     await lavfiClip(file, { seconds, size: '1280x720' });
     const info = await probe(file, mediaLimits(svc.config), `bench-${seconds}s`);
-    const floorOpts = { segmentSeconds: vp.segment_seconds, framesPerSegment: vp.frames_per_segment, size: vp.frame_size, resize: vp.resize,
-      durationS: info.durationS, sampleRate: gen.preprocessing.audio.sample_rate, hasAudio: info.audioCodec !== null };
+    const floorOpts = {
+      segmentSeconds: vp.segment_seconds,
+      framesPerSegment: vp.frames_per_segment,
+      size: vp.frame_size,
+      resize: vp.resize,
+      durationS: info.durationS,
+      sampleRate: gen.preprocessing.audio.sample_rate,
+      hasAudio: info.audioCodec !== null,
+    };
     const floorA = (await ffmpegFloor(file, floorOpts)).seconds;
 
     let peak = process.memoryUsage().rss;
-    const sampler = setInterval(() => { peak = Math.max(peak, process.memoryUsage().rss); }, 20);
+    const sampler = setInterval(() => {
+      peak = Math.max(peak, process.memoryUsage().rss);
+    }, 20);
     const done = await ingestOnce(file, `bench ${seconds}s`);
     clearInterval(sampler);
     const result = done.returnvalue as IngestResult;
     const floorB = (await ffmpegFloor(file, floorOpts)).seconds;
     const floor = Math.min(floorA, floorB);
     const pipeline = (done.finishedOn! - done.processedOn!) / 1000;
-    const run = { clip_seconds: seconds, pipeline_s: +pipeline.toFixed(3), ffmpeg_floor_s: +floor.toFixed(3), ratio: +(pipeline / floor).toFixed(2),
+    const run = {
+      clip_seconds: seconds,
+      pipeline_s: +pipeline.toFixed(3),
+      ffmpeg_floor_s: +floor.toFixed(3),
+      ratio: +(pipeline / floor).toFixed(2),
       stages: Object.fromEntries(Object.entries(result.stages).map(([k, v]) => [k, +v.toFixed(3)])),
-      seconds_per_video_minute: +((pipeline / seconds) * 60).toFixed(2), segments: result.segments, peak_rss_mb: Math.round(peak / 2 ** 20) };
+      seconds_per_video_minute: +((pipeline / seconds) * 60).toFixed(2),
+      segments: result.segments,
+      peak_rss_mb: Math.round(peak / 2 ** 20),
+    };
     console.log(JSON.stringify(run));
     runs.push(run);
   }
@@ -68,8 +87,11 @@ try {
   await svc.close();
 }
 const out = {
-  generated_at: new Date().toISOString(), machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model, memory_gb: Math.round(os.totalmem() / 2 ** 30) },
-  generation: gen.name, clip: '1280x720 H.264 testsrc2 + 440 Hz sine (AAC), 25 fps', provider: svc.config.models.provider,
+  generated_at: new Date().toISOString(),
+  machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model, memory_gb: Math.round(os.totalmem() / 2 ** 30) },
+  generation: gen.name,
+  clip: '1280x720 H.264 testsrc2 + 440 Hz sine (AAC), 25 fps',
+  provider: svc.config.models.provider,
   note: 'after a warm-up job; pipeline_s = job processing wall time in the worker (probe → cleanup, the probe reusing the one made at admission); ffmpeg_floor_s = best of two runs of ffmpeg alone decoding, sampling and resizing the same frames and resampling the same audio to the null muxer; peak_rss_mb = the bench process (API runtime + in-process worker) sampled every 20 ms',
   runs,
 };

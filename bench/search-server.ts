@@ -19,29 +19,37 @@ import { Synth, synthPayload, type SynthSpec } from './synth.ts';
 async function real(): Promise<{ app: FastifyInstance; close: () => Promise<unknown> }> {
   const rt = await createRuntime({ role: 'bench-search', buildIndexes: false });
   const app = await buildApp(rt);
-  return { app, close: async () => { await app.close(); await rt.close(); } };
+  return {
+    app,
+    close: async () => {
+      await app.close();
+      await rt.close();
+    },
+  };
 }
 
 async function exact(n: number, spec: SynthSpec): Promise<{ app: FastifyInstance; close: () => Promise<unknown> }> {
   const matrix = new Synth(spec).block(0, n);
   const app = Fastify({ ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array' } } });
   for (const s of loadApiSchemas()) app.addSchema(s);
-  app.post<{ Body: { vector: number[]; limit?: number } }>('/v1/search', {
-    schema: { body: { $ref: 'SearchRequest#' }, response: { 200: { $ref: 'SearchResponse#' } } },
-  }, async (req) => {
-    // Same normalisation as the service's vector query (src/search/service.ts).
-    const q = normalize(Float32Array.from(req.body.vector));
-    const hits = exactTopK(matrix, spec.dim, q, req.body.limit ?? 10);
-    return { hits: hits.map((h) => toHit({ videoId: `v${h.index}`, score: h.score, payload: synthPayload(h.index) }, '')) };
-  });
+  app.post<{ Body: { vector: number[]; limit?: number } }>(
+    '/v1/search',
+    {
+      schema: { body: { $ref: 'SearchRequest#' }, response: { 200: { $ref: 'SearchResponse#' } } },
+    },
+    async (req) => {
+      // Same normalisation as the service's vector query (src/search/service.ts).
+      const q = normalize(Float32Array.from(req.body.vector));
+      const hits = exactTopK(matrix, spec.dim, q, req.body.limit ?? 10);
+      return { hits: hits.map((h) => toHit({ videoId: `v${h.index}`, score: h.score, payload: synthPayload(h.index) }, '')) };
+    },
+  );
   return { app, close: () => app.close() };
 }
 
 async function main(): Promise<void> {
   const [mode, a, b] = process.argv.slice(2);
-  const server = mode === 'real' ? await real()
-    : mode === 'exact' ? await exact(Number(a), JSON.parse(b!) as SynthSpec)
-    : null;
+  const server = mode === 'real' ? await real() : mode === 'exact' ? await exact(Number(a), JSON.parse(b!) as SynthSpec) : null;
   if (!server) throw new Error(`unknown mode ${mode}`);
   process.once('SIGTERM', () => void server.close().finally(() => process.exit(0)));
   const address = await server.app.listen({ host: '127.0.0.1', port: 0 });

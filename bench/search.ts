@@ -100,7 +100,11 @@ function item(i: number, fused: Float32Array): ItemPoint {
 function generationDir(dim: number): { dir: string; name: string } {
   let dir = process.env.MONTAGE_GENERATION_DIR;
   if (!dir) {
-    try { dir = defaultGenerationDir(); } catch { dir = 'var/generations/tiny'; }
+    try {
+      dir = defaultGenerationDir();
+    } catch {
+      dir = 'var/generations/tiny';
+    }
   }
   const m = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8')) as { generation: string; dim: number };
   if (m.dim !== dim) throw new Error(`generation ${dir} has dim ${m.dim}; the bench vectors have ${dim}`);
@@ -128,14 +132,21 @@ async function startServer(argv: string[], env: Record<string, string> = {}): Pr
 
 async function query(url: string, q: Float32Array): Promise<string[]> {
   const res = await fetch(url, {
-    method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ vector: Array.from(q), limit: 10 }),
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ vector: Array.from(q), limit: 10 }),
   });
   if (!res.ok) throw new Error(`search failed: ${res.status} ${await res.text()}`);
   return ((await res.json()) as { hits: Array<{ videoId: string }> }).hits.map((h) => h.videoId);
 }
 
 /** Sequential latencies (ms) and the ids of each query, after `warmup` untimed queries. */
-async function latencies(url: string, pid: number, qs: Float32Array[], warmup: number): Promise<{ ms: number[]; ids: string[][]; cpu: number }> {
+async function latencies(
+  url: string,
+  pid: number,
+  qs: Float32Array[],
+  warmup: number,
+): Promise<{ ms: number[]; ids: string[][]; cpu: number }> {
   for (let i = 0; i < warmup; i++) await query(url, qs[i % qs.length]!);
   const ms: number[] = [];
   const ids: string[][] = [];
@@ -161,9 +172,11 @@ function cpuMs(pid: number): number {
 async function throughput(url: string, qs: Float32Array[], concurrency: number): Promise<number> {
   let next = 0;
   const t = performance.now();
-  await Promise.all(Array.from({ length: concurrency }, async () => {
-    while (next < qs.length) await query(url, qs[next++]!);
-  }));
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < qs.length) await query(url, qs[next++]!);
+    }),
+  );
   return qs.length / ((performance.now() - t) / 1000);
 }
 
@@ -204,8 +217,30 @@ async function measure(n: number, spec: SynthSpec, gen: { dir: string }, queries
   const recall = xq.reduce((s, _, i) => s + recallAt(e.ids[i]!, x.ids[i]!), 0) / xq.length;
   const load = round(loadavg()[0]!);
   return [
-    { store: 'embedded', items: n, p50_ms: pct(e.ms, 50), p99_ms: pct(e.ms, 99), qps: round(e.qps), recall_at_10: round(recall * 1000) / 1000, cpu_ms_per_query: round(e.cpu / queries.length), queries: queries.length, load_avg: load, load_s: round(built.load_s), index_s: round(built.index_s) },
-    { store: 'exact', items: n, p50_ms: pct(x.ms, 50), p99_ms: pct(x.ms, 99), qps: round(x.qps), recall_at_10: 1, cpu_ms_per_query: round(x.cpu / xq.length), queries: xq.length, load_avg: load },
+    {
+      store: 'embedded',
+      items: n,
+      p50_ms: pct(e.ms, 50),
+      p99_ms: pct(e.ms, 99),
+      qps: round(e.qps),
+      recall_at_10: round(recall * 1000) / 1000,
+      cpu_ms_per_query: round(e.cpu / queries.length),
+      queries: queries.length,
+      load_avg: load,
+      load_s: round(built.load_s),
+      index_s: round(built.index_s),
+    },
+    {
+      store: 'exact',
+      items: n,
+      p50_ms: pct(x.ms, 50),
+      p99_ms: pct(x.ms, 99),
+      qps: round(x.qps),
+      recall_at_10: 1,
+      cpu_ms_per_query: round(x.cpu / xq.length),
+      queries: xq.length,
+      load_avg: load,
+    },
   ];
 }
 
@@ -248,21 +283,27 @@ async function writeResults(spec: SynthSpec, gen: { dir: string; name: string },
   const out = {
     runs,
     note: [
-      'EVALUATION.md "Search speed". Client: this process, HTTP on loopback, POST /v1/search {vector, limit: 10}. '
-        + `Warm-up ${args.warmup} queries, then ${args.queries} fixed queries sequentially (p50/p99), qps with ${args.concurrency} in flight; `
-        + `recall@10 of embedded vs exact on the first ${args['exact-queries']} of the same queries.`,
-      'embedded = the real service in a child process (bench/search-server.ts: createRuntime + buildApp from src/, config from env, '
-        + `generation ${gen.name} from ${gen.dir.replace(`${process.cwd()}/`, '')}), the embedded LanceDB store with its default index settings. `
-        + 'The bench store was written as generation "bench"; its aliases point items/segments/users at the *__bench collections, '
-        + 'and the server reads through those aliases (same dim), as it does while a new generation is backfilled beside the served one.',
-      'exact = pure-TS brute-force scan (src/store/exact.ts) over the same vectors; the real API has no exact mode, so it is its own '
-        + 'loopback Fastify server with the same SearchRequest/SearchResponse schemas and hit shaping (toHit) as /v1/search.',
-      `Data: ${spec.clusters} random unit centroids in ${spec.dim} dims; item = normalise(centroid + ${spec.sigma} * N(0, I)), `
-        + 'cluster drawn uniformly per item (cosine to own centroid ~0.7); queries drawn the same way from a separate stream, never stored.',
-      'cpu_ms_per_query: server process CPU (all threads, /proc) per query in the sequential phase, robust to other jobs on the machine; '
-        + 'load_avg: 1-minute load average when the size finished (2 cores: above 2 means queueing).',
+      'EVALUATION.md "Search speed". Client: this process, HTTP on loopback, POST /v1/search {vector, limit: 10}. ' +
+        `Warm-up ${args.warmup} queries, then ${args.queries} fixed queries sequentially (p50/p99), qps with ${args.concurrency} in flight; ` +
+        `recall@10 of embedded vs exact on the first ${args['exact-queries']} of the same queries.`,
+      'embedded = the real service in a child process (bench/search-server.ts: createRuntime + buildApp from src/, config from env, ' +
+        `generation ${gen.name} from ${gen.dir.replace(`${process.cwd()}/`, '')}), the embedded LanceDB store with its default index settings. ` +
+        'The bench store was written as generation "bench"; its aliases point items/segments/users at the *__bench collections, ' +
+        'and the server reads through those aliases (same dim), as it does while a new generation is backfilled beside the served one.',
+      'exact = pure-TS brute-force scan (src/store/exact.ts) over the same vectors; the real API has no exact mode, so it is its own ' +
+        'loopback Fastify server with the same SearchRequest/SearchResponse schemas and hit shaping (toHit) as /v1/search.',
+      `Data: ${spec.clusters} random unit centroids in ${spec.dim} dims; item = normalise(centroid + ${spec.sigma} * N(0, I)), ` +
+        'cluster drawn uniformly per item (cosine to own centroid ~0.7); queries drawn the same way from a separate stream, never stored.',
+      'cpu_ms_per_query: server process CPU (all threads, /proc) per query in the sequential phase, robust to other jobs on the machine; ' +
+        'load_avg: 1-minute load average when the size finished (2 cores: above 2 means queueing).',
     ].join(' '),
-    machine: { cpus: cpus().length, cpu: cpus()[0]?.model, mem_gb: Math.round(totalmem() / 2 ** 30), node: process.version, shared: 'shared with other jobs during the run; latency numbers are noisy' },
+    machine: {
+      cpus: cpus().length,
+      cpu: cpus()[0]?.model,
+      mem_gb: Math.round(totalmem() / 2 ** 30),
+      node: process.version,
+      shared: 'shared with other jobs during the run; latency numbers are noisy',
+    },
     load_average: { start: loadStart, end: loadavg().map(round) },
     generated_at: new Date().toISOString(),
   };

@@ -72,8 +72,14 @@ export class Synth {
 /** The catalogue fields of synthetic item `i`: what the store holds beside its vectors and what a hit returns. */
 export function synthPayload(i: number) {
   return {
-    videoId: `v${i}`, title: `item ${i}`, description: '', tags: [`t${i % 50}`], durationS: 5 + (i % 600),
-    uploadedAt: 1_700_000_000_000 + i * 1000, modalities: ['video', 'audio', 'text'] as Array<'video' | 'audio' | 'text'>,
-    generation: 'bench', sha256: '',
+    videoId: `v${i}`,
+    title: `item ${i}`,
+    description: '',
+    tags: [`t${i % 50}`],
+    durationS: 5 + (i % 600),
+    uploadedAt: 1_700_000_000_000 + i * 1000,
+    modalities: ['video', 'audio', 'text'] as Array<'video' | 'audio' | 'text'>,
+    generation: 'bench',
+    sha256: '',
   };
 }

@@ -71,7 +71,10 @@ export function mediaLimits(config: Config): MediaLimits {
 
 /** Text the text tower sees for an item: title, description and tags. */
 export function itemText(rec: { title: string; description: string; tags: string[] }): string {
-  return [rec.title, rec.description, rec.tags.join(' ')].map((s) => s.trim()).filter(Boolean).join('. ');
+  return [rec.title, rec.description, rec.tags.join(' ')]
+    .map((s) => s.trim())
+    .filter(Boolean)
+    .join('. ');
 }
 
 class StageClock {
@@ -182,10 +185,31 @@ async function runIngest(deps: IngestDeps, job: Job<IngestData>, signal: AbortSi
   const posterPath = path.join(config.dataDir, 'posters', `${videoId}.jpg`);
   await mkdir(path.dirname(posterPath), { recursive: true });
   const [segments, pcm] = await Promise.all([
-    extractFrames(uploadPath, { segmentSeconds: vp.segment_seconds, framesPerSegment: vp.frames_per_segment, size: vp.frame_size, resize: vp.resize,
-      durationS: info.durationS, timeoutMs: limits.timeoutMs, allowedContainers: limits.allowedContainers }, videoId),
+    extractFrames(
+      uploadPath,
+      {
+        segmentSeconds: vp.segment_seconds,
+        framesPerSegment: vp.frames_per_segment,
+        size: vp.frame_size,
+        resize: vp.resize,
+        durationS: info.durationS,
+        timeoutMs: limits.timeoutMs,
+        allowedContainers: limits.allowedContainers,
+      },
+      videoId,
+    ),
     info.audioCodec && encoders.has('audio')
-      ? extractAudio(uploadPath, { sampleRate: ap.sample_rate, hasAudio: true, maxDurationS: info.durationS, timeoutMs: limits.timeoutMs, allowedContainers: limits.allowedContainers }, videoId)
+      ? extractAudio(
+          uploadPath,
+          {
+            sampleRate: ap.sample_rate,
+            hasAudio: true,
+            maxDurationS: info.durationS,
+            timeoutMs: limits.timeoutMs,
+            allowedContainers: limits.allowedContainers,
+          },
+          videoId,
+        )
       : Promise.resolve(null),
     posterFrame(uploadPath, posterPath, Math.min(info.durationS / 2, 1), { label: videoId }),
   ]);
@@ -214,17 +238,42 @@ async function runIngest(deps: IngestDeps, job: Job<IngestData>, signal: AbortSi
   if (item.audio) vectors.audio = item.audio;
   if (item.text) vectors.text = item.text;
   if (encoders.has('behaviour')) vectors.behaviour = (await encoders.projectBehaviour([item.fused]))[0]!;
-  await store.upsertItems([{ vectors, payload: {
-    videoId, title: fresh.title, description: fresh.description, tags: fresh.tags, durationS: info.durationS,
-    uploadedAt: fresh.uploadedAt, modalities, generation: gen.name, sha256: fresh.sha256, externalId: fresh.externalId,
-  } }]);
-  await store.upsertSegments(videoId, segments.map((s: SegmentFrames, i): SegmentPoint => {
-    const v: SegmentPoint['vectors'] = { fused: segVecs[i]! };
-    if (videoVecs[i]) v.video = videoVecs[i];
-    if (audioVecs?.[i]) v.audio = audioVecs[i];
-    return { vectors: v, payload: { videoId, index: s.index, startS: s.startS, endS: s.endS, generation: gen.name,
-      modalities: audioVecs?.[i] ? ['video', 'audio'] : ['video'] } };
-  }));
+  await store.upsertItems([
+    {
+      vectors,
+      payload: {
+        videoId,
+        title: fresh.title,
+        description: fresh.description,
+        tags: fresh.tags,
+        durationS: info.durationS,
+        uploadedAt: fresh.uploadedAt,
+        modalities,
+        generation: gen.name,
+        sha256: fresh.sha256,
+        externalId: fresh.externalId,
+      },
+    },
+  ]);
+  await store.upsertSegments(
+    videoId,
+    segments.map((s: SegmentFrames, i): SegmentPoint => {
+      const v: SegmentPoint['vectors'] = { fused: segVecs[i]! };
+      if (videoVecs[i]) v.video = videoVecs[i];
+      if (audioVecs?.[i]) v.audio = audioVecs[i];
+      return {
+        vectors: v,
+        payload: {
+          videoId,
+          index: s.index,
+          startS: s.startS,
+          endS: s.endS,
+          generation: gen.name,
+          modalities: audioVecs?.[i] ? ['video', 'audio'] : ['video'],
+        },
+      };
+    }),
+  );
 
   // A DELETE that landed while we wrote must win: take back what we just wrote.
   if (!(await catalog.get(videoId))) {

@@ -20,7 +20,9 @@ export async function pingRedis(redis: Redis, timeoutMs = 2000): Promise<void> {
   try {
     await Promise.race([
       redis.ping(),
-      new Promise((_, reject) => { timer = setTimeout(() => reject(new Error(`no answer in ${timeoutMs} ms`)), timeoutMs); }),
+      new Promise((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`no answer in ${timeoutMs} ms`)), timeoutMs);
+      }),
     ]);
   } catch (err) {
     throw new AppError('QUEUE_UNAVAILABLE', `Redis ping failed: ${(err as Error).message}`, { cause: err });

@@ -54,7 +54,9 @@ export function makeUserVectorProcessor(deps: UserVectorDeps) {
     }
     if (items.length === 0) return { userId, items: 0, skipped: 'no-history' };
     const [vector] = await deps.encoders.encodeUsers([{ items, ageSeconds }]);
-    await deps.store.upsertUsers([{ userId, vector: vector!, updatedAt: newest, events: items.length, generation: deps.encoders.generation.name }]);
+    await deps.store.upsertUsers([
+      { userId, vector: vector!, updatedAt: newest, events: items.length, generation: deps.encoders.generation.name },
+    ]);
     return { userId, items: items.length };
   };
 }

@@ -16,14 +16,21 @@ export interface RunningWorkers {
   close(): Promise<void>;
 }
 
-export function startWorkers(config: Config, connection: Redis, handlers: Handlers, log: Logger,
-  opts: { stalledIntervalMs?: number; lockMs?: number } = {}): RunningWorkers {
+export function startWorkers(
+  config: Config,
+  connection: Redis,
+  handlers: Handlers,
+  log: Logger,
+  opts: { stalledIntervalMs?: number; lockMs?: number } = {},
+): RunningWorkers {
   assertHandlers(handlers);
   const workers = JOB_TYPES.map((type) => {
     const policy = JOB_POLICY[type];
     const concurrency = type === 'ingest' ? config.worker.ingestConcurrency : policy.concurrency;
     const w = new Worker(policy.queue, handlers[type], {
-      connection, prefix: config.redis.prefix, concurrency,
+      connection,
+      prefix: config.redis.prefix,
+      concurrency,
       lockDuration: opts.lockMs ?? config.worker.lockMs ?? policy.lockMs,
       stalledInterval: opts.stalledIntervalMs ?? config.worker.stalledIntervalMs,
       maxStalledCount: 2,

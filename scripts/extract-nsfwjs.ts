@@ -18,7 +18,12 @@ import { parseArgs } from 'node:util';
 import sharp from 'sharp';
 import * as tf from '@tensorflow/tfjs';
 
-interface WeightEntry { name: string; shape: number[]; dtype: string; quantization?: unknown }
+interface WeightEntry {
+  name: string;
+  shape: number[];
+  dtype: string;
+  quantization?: unknown;
+}
 interface BundledModel {
   modelTopology: { model_config: { config: { layers: { name: string; config: { batch_input_shape?: number[] } }[] } } };
   weightsManifest: { paths: string[]; weights: WeightEntry[] }[];
@@ -62,18 +67,25 @@ async function loadInput(image: string, size: number): Promise<Float32Array> {
 async function runReference(out: string, model: BundledModel, weights: Uint8Array, image: string): Promise<void> {
   await tf.setBackend('cpu');
   const weightData = weights.buffer.slice(weights.byteOffset, weights.byteOffset + weights.byteLength) as ArrayBuffer;
-  const net = await tf.loadLayersModel(tf.io.fromMemory({
-    modelTopology: model.modelTopology as unknown as tf.io.ModelJSON['modelTopology'],
-    weightSpecs: model.weightsManifest.flatMap((g) => g.weights) as tf.io.WeightsManifestEntry[],
-    weightData,
-  }));
+  const net = await tf.loadLayersModel(
+    tf.io.fromMemory({
+      modelTopology: model.modelTopology as unknown as tf.io.ModelJSON['modelTopology'],
+      weightSpecs: model.weightsManifest.flatMap((g) => g.weights) as tf.io.WeightsManifestEntry[],
+      weightData,
+    }),
+  );
   const size = net.inputs[0]!.shape[1] as number;
   const pixels = await loadInput(image, size);
   const input = tf.tensor4d(pixels, [1, size, size, 3]);
-  const probe = tf.model({ inputs: net.inputs, outputs: [net.getLayer('block_10_project_BN').output as tf.SymbolicTensor, net.outputs[0]!] });
+  const probe = tf.model({
+    inputs: net.inputs,
+    outputs: [net.getLayer('block_10_project_BN').output as tf.SymbolicTensor, net.outputs[0]!],
+  });
   const [block10, probs] = probe.predict(input) as tf.Tensor[];
   const reference = {
-    image, size, preprocessing: 'RGB / 255, resized with sharp fit=fill; no mean/std (nsfwjs infer())',
+    image,
+    size,
+    preprocessing: 'RGB / 255, resized with sharp fit=fill; no mean/std (nsfwjs infer())',
     classes: ['Drawing', 'Hentai', 'Neutral', 'Porn', 'Sexy'],
     probabilities: Array.from(await probs!.data()),
     block_10: { shape: block10!.shape, layout: 'NHWC', values: Array.from(await block10!.data()) },
@@ -85,11 +97,13 @@ async function runReference(out: string, model: BundledModel, weights: Uint8Arra
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: {
-    out: { type: 'string', default: '.cache/nsfwjs' },
-    image: { type: 'string', default: DEFAULT_IMAGE },
-    'no-reference': { type: 'boolean', default: false },
-  } });
+  const { values } = parseArgs({
+    options: {
+      out: { type: 'string', default: '.cache/nsfwjs' },
+      image: { type: 'string', default: DEFAULT_IMAGE },
+      'no-reference': { type: 'boolean', default: false },
+    },
+  });
   const out = values.out;
   await mkdir(out, { recursive: true });
   const { model, weights } = loadBundles();

@@ -45,14 +45,24 @@ export async function createRuntime(opts: RuntimeOptions): Promise<Runtime> {
   const config = opts.config ?? loadConfig();
   const log = opts.log ?? createLogger(config.logLevel);
   const encoders = await loadEncoders(config.models.generationDir, {
-    provider: config.models.provider, intraOpThreads: config.models.intraOpThreads, maxBatch: config.models.maxBatch, log,
+    provider: config.models.provider,
+    intraOpThreads: config.models.intraOpThreads,
+    maxBatch: config.models.maxBatch,
+    log,
   });
   const redis = connect(config, opts.role);
   redis.on('error', (err) => log.error({ err: err.message }, 'redis error'));
-  const closers: Array<[string, () => Promise<unknown>]> = [['encoders', () => encoders.close()], ['redis', () => redis.quit()]];
+  const closers: Array<[string, () => Promise<unknown>]> = [
+    ['encoders', () => encoders.close()],
+    ['redis', () => redis.quit()],
+  ];
   const close = async () => {
     for (const [name, fn] of [...closers].reverse()) {
-      try { await fn(); } catch (err) { log.error({ err, part: name }, 'close failed'); }
+      try {
+        await fn();
+      } catch (err) {
+        log.error({ err, part: name }, 'close failed');
+      }
     }
   };
   try {
@@ -66,8 +76,21 @@ export async function createRuntime(opts: RuntimeOptions): Promise<Runtime> {
       q.on('error', (err) => log.error({ err: err.message, queue: q.name }, 'queue error'));
       closers.push([`queue ${q.name}`, () => q.close()]);
     }
-    log.info({ generation: encoders.generation.name, dim: encoders.generation.dim, store: config.store.qdrantUrl ? 'qdrant' : 'embedded' }, 'runtime ready');
-    return { config, log, redis, catalog: new Catalog(redis, config.redis.prefix), store, encoders, queues: { ingest, userVector }, events: new EventLog(redis, config.redis.prefix), close };
+    log.info(
+      { generation: encoders.generation.name, dim: encoders.generation.dim, store: config.store.qdrantUrl ? 'qdrant' : 'embedded' },
+      'runtime ready',
+    );
+    return {
+      config,
+      log,
+      redis,
+      catalog: new Catalog(redis, config.redis.prefix),
+      store,
+      encoders,
+      queues: { ingest, userVector },
+      events: new EventLog(redis, config.redis.prefix),
+      close,
+    };
   } catch (err) {
     await close();
     throw err;

@@ -39,13 +39,19 @@ function shutdownHandler(log: () => Runtime['log'] | undefined): (step: () => Pr
     stopping = true;
     log()?.info({ signal }, 'shutting down');
     for (const step of steps) {
-      try { await step(); } catch (err) { log()?.error({ err }, 'shutdown step failed'); }
+      try {
+        await step();
+      } catch (err) {
+        log()?.error({ err }, 'shutdown step failed');
+      }
     }
     process.exit(0);
   };
   process.on('SIGTERM', () => void stop('SIGTERM'));
   process.on('SIGINT', () => void stop('SIGINT'));
-  return (step) => { steps.push(step); };
+  return (step) => {
+    steps.push(step);
+  };
 }
 
 async function serve(withWorker: boolean): Promise<void> {
@@ -54,7 +60,10 @@ async function serve(withWorker: boolean): Promise<void> {
   const rt = (booted.rt = await createRuntime({ role: withWorker ? 'all' : 'api', buildIndexes: withWorker }));
   const app = await buildApp(rt);
   onStop(() => app.close());
-  if (withWorker) { const w = workers(rt); onStop(() => w.close()); }
+  if (withWorker) {
+    const w = workers(rt);
+    onStop(() => w.close());
+  }
   onStop(() => rt.close());
   await app.listen({ host: rt.config.server.host, port: rt.config.server.port });
 }
@@ -74,7 +83,12 @@ async function listVideos(inputs: string[]): Promise<string[]> {
     const s = await stat(p);
     if (s.isDirectory()) {
       const names = (await readdir(p, { recursive: true, withFileTypes: true })).filter((d) => d.isFile());
-      out.push(...names.map((d) => path.join(d.parentPath, d.name)).filter((f) => /\.(mp4|mov|mkv|webm|avi|m4v|ts|ogv|flv)$/i.test(f)).sort());
+      out.push(
+        ...names
+          .map((d) => path.join(d.parentPath, d.name))
+          .filter((f) => /\.(mp4|mov|mkv|webm|avi|m4v|ts|ogv|flv)$/i.test(f))
+          .sort(),
+      );
     } else out.push(p);
   }
   return out;
@@ -86,18 +100,33 @@ function bar(done: number, total: number, failed: number, width = 30): string {
 }
 
 async function ingest(args: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { tags: { type: 'string' }, 'no-worker': { type: 'boolean' } } });
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: { tags: { type: 'string' }, 'no-worker': { type: 'boolean' } },
+  });
   if (positionals.length === 0) throw new Error('ingest needs at least one file or folder');
   const files = await listVideos(positionals);
   const rt = await createRuntime({ role: 'ingest' });
   const w = values['no-worker'] ? null : workers(rt);
-  const svc = { config: rt.config, catalog: rt.catalog, store: rt.store, ingestQueue: rt.queues.ingest, generation: rt.encoders.generation.name };
+  const svc = {
+    config: rt.config,
+    catalog: rt.catalog,
+    store: rt.store,
+    ingestQueue: rt.queues.ingest,
+    generation: rt.encoders.generation.name,
+  };
   const jobs: string[] = [];
   let failed = 0;
   for (const f of files) {
     try {
       const stored = await storeUpload(createReadStream(f), path.join(rt.config.dataDir, 'uploads'), rt.config.server.maxUploadBytes);
-      const tags = values.tags ? values.tags.split(',').map((t) => t.trim()).filter(Boolean) : [];
+      const tags = values.tags
+        ? values.tags
+            .split(',')
+            .map((t) => t.trim())
+            .filter(Boolean)
+        : [];
       const a = await admitVideo(svc, stored, { title: path.basename(f).replace(/\.[^.]+$/, ''), description: '', tags });
       jobs.push(a.jobId);
     } catch (err) {
@@ -110,7 +139,10 @@ async function ingest(args: string[]): Promise<number> {
     const done = states.filter((s) => s === 'completed').length;
     const jobFailed = states.filter((s) => s === 'failed').length;
     process.stderr.write(`\r${bar(done + jobFailed + failed, files.length, jobFailed + failed)}`);
-    if (values['no-worker'] || done + jobFailed === jobs.length) { failed += jobFailed; break; }
+    if (values['no-worker'] || done + jobFailed === jobs.length) {
+      failed += jobFailed;
+      break;
+    }
     await new Promise((r) => setTimeout(r, 500));
   }
   process.stderr.write('\n');
@@ -122,8 +154,14 @@ async function ingest(args: string[]): Promise<number> {
 async function status(): Promise<void> {
   const rt = await createRuntime({ role: 'status', buildIndexes: false });
   const counts = await rt.queues.ingest.getJobCounts('waiting', 'active', 'completed', 'failed', 'delayed');
-  const out = { generation: rt.encoders.generation.name, dim: rt.encoders.generation.dim, store: rt.config.store.qdrantUrl ? 'qdrant' : 'embedded',
-    aliases: await rt.store.aliases(), items: await rt.store.countItems(), ingestJobs: counts };
+  const out = {
+    generation: rt.encoders.generation.name,
+    dim: rt.encoders.generation.dim,
+    store: rt.config.store.qdrantUrl ? 'qdrant' : 'embedded',
+    aliases: await rt.store.aliases(),
+    items: await rt.store.countItems(),
+    ingestJobs: counts,
+  };
   process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
   await rt.close();
 }
@@ -131,11 +169,20 @@ async function status(): Promise<void> {
 async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
   switch (cmd) {
-    case 'serve': await serve(false); return -1;
-    case 'start': await serve(true); return -1;
-    case 'worker': await worker(); return -1;
-    case 'ingest': return ingest(rest);
-    case 'status': await status(); return 0;
+    case 'serve':
+      await serve(false);
+      return -1;
+    case 'start':
+      await serve(true);
+      return -1;
+    case 'worker':
+      await worker();
+      return -1;
+    case 'ingest':
+      return ingest(rest);
+    case 'status':
+      await status();
+      return 0;
     default:
       process.stderr.write(`${USAGE}\n`);
       return cmd === undefined || cmd === 'help' || cmd === '--help' ? 0 : 2;
@@ -143,7 +190,9 @@ async function main(argv: string[]): Promise<number> {
 }
 
 main(process.argv.slice(2)).then(
-  (code) => { if (code >= 0) process.exit(code); },
+  (code) => {
+    if (code >= 0) process.exit(code);
+  },
   (err: unknown) => {
     process.stderr.write(`montage: ${isAppError(err) ? `${err.code}: ${err.message}` : (err as Error).stack}\n`);
     process.exit(1);

@@ -124,7 +124,10 @@ function url(env: Env, key: string, dflt: string | undefined): string | undefine
 export function defaultGenerationDir(root = PROJECT_ROOT): string {
   const base = path.join(root, 'encoders', 'generations');
   const names = existsSync(base)
-    ? readdirSync(base, { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => d.name).sort()
+    ? readdirSync(base, { withFileTypes: true })
+        .filter((d) => d.isDirectory())
+        .map((d) => d.name)
+        .sort()
     : [];
   if (names.length !== 1) {
     // Two generations side by side is a backfill in progress: which one serves must be said, not guessed.

@@ -43,11 +43,7 @@ export class AppError extends Error {
   readonly field: string | undefined;
   readonly details: Record<string, unknown> | undefined;
 
-  constructor(
-    code: ErrorCode,
-    message?: string,
-    opts: { field?: string; cause?: unknown; details?: Record<string, unknown> } = {},
-  ) {
+  constructor(code: ErrorCode, message?: string, opts: { field?: string; cause?: unknown; details?: Record<string, unknown> } = {}) {
     super(message ?? ERRORS[code].message, { cause: opts.cause });
     this.name = 'AppError';
     this.code = code;

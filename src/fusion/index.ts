@@ -56,7 +56,7 @@ export function fuseVideo(
   const parts: Partial<Record<Modality, Float32Array>> = {
     video: meanUnit(segments.map((s) => s.video)),
     audio: meanUnit(segments.map((s) => s.audio)),
-    text: text ? unit(text) ?? undefined : undefined,
+    text: text ? (unit(text) ?? undefined) : undefined,
   };
   const { vector, modalities } = weightedSum(parts, weights);
   const out: FusedVideo = { fused: vector, modalities };

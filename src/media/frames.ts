@@ -75,11 +75,18 @@ export function frameFilter(opts: Pick<FrameOptions, 'framesPerSegment' | 'segme
 export function frameOutputArgs(opts: FrameOptions): string[] {
   const plan = planSegments(opts.durationS, opts.segmentSeconds, opts.framesPerSegment);
   return [
-    '-map', '0:v:0', '-an', '-sn', '-dn',
-    '-vf', frameFilter(opts),
+    '-map',
+    '0:v:0',
+    '-an',
+    '-sn',
+    '-dn',
+    '-vf',
+    frameFilter(opts),
     // Passthrough: the fps filter already made the rate; the muxer must not dup or drop.
-    '-fps_mode', 'passthrough',
-    '-frames:v', String(plan.samples),
+    '-fps_mode',
+    'passthrough',
+    '-frames:v',
+    String(plan.samples),
   ];
 }
 
@@ -99,7 +106,12 @@ export async function* iterateSegments(file: string, opts: ExtractFrameOptions, 
     doing: `ffmpeg frames on ${label}`,
   });
   const makeSegment = (index: number, frames: Uint8Array[]): SegmentFrames => ({
-    index, startS: index * seg, endS: Math.min(opts.durationS, (index + 1) * seg), frames, width: size, height: size,
+    index,
+    startS: index * seg,
+    endS: Math.min(opts.durationS, (index + 1) * seg),
+    frames,
+    width: size,
+    height: size,
   });
   let frames: Uint8Array[] = [];
   let index = 0;

@@ -47,10 +47,14 @@ export function allowedName(name: string, allowed: readonly string[]): boolean {
 /** The argv prefix every ffmpeg/ffprobe run gets before its input: no network, bounded probing. */
 export function hardenedInputArgs(limits: Pick<MediaLimits, 'allowedContainers'>): string[] {
   return [
-    '-protocol_whitelist', 'file',
-    '-format_whitelist', limits.allowedContainers.join(','),
-    '-probesize', String(PROBE_SIZE_BYTES),
-    '-analyzeduration', String(ANALYZE_DURATION_US),
+    '-protocol_whitelist',
+    'file',
+    '-format_whitelist',
+    limits.allowedContainers.join(','),
+    '-probesize',
+    String(PROBE_SIZE_BYTES),
+    '-analyzeduration',
+    String(ANALYZE_DURATION_US),
   ];
 }
 

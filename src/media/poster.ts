@@ -34,22 +34,39 @@ async function writePoster(file: string, outPath: string, atS: number, opts: Pos
   const run = startFfmpeg({
     input: fileInput(file),
     inputOptions: [
-      '-nostdin', '-hide_banner', '-loglevel', 'error', '-y',
+      '-nostdin',
+      '-hide_banner',
+      '-loglevel',
+      'error',
+      '-y',
       ...hardenedInputArgs({ allowedContainers: opts.allowedContainers ?? DEFAULT_MEDIA_LIMITS.allowedContainers }),
-      '-ss', atS.toFixed(3),
+      '-ss',
+      atS.toFixed(3),
     ],
     outputOptions: [
-      '-map', '0:v:0', '-frames:v', '1',
+      '-map',
+      '0:v:0',
+      '-frames:v',
+      '1',
       // Keep the aspect; max(1, ...) so a 1-pixel-tall video does not round to zero rows.
-      '-vf', `scale=w='min(${w},iw)':h='max(1,round(ow*ih/iw))':flags=bicubic,setsar=1`,
-      '-pix_fmt', 'yuvj420p', '-q:v', '3', '-f', 'mjpeg',
+      '-vf',
+      `scale=w='min(${w},iw)':h='max(1,round(ow*ih/iw))':flags=bicubic,setsar=1`,
+      '-pix_fmt',
+      'yuvj420p',
+      '-q:v',
+      '3',
+      '-f',
+      'mjpeg',
     ],
     output: outPath,
     timeoutMs: opts.timeoutMs ?? DEFAULT_MEDIA_LIMITS.timeoutMs,
     doing: `ffmpeg poster on ${opts.label ?? file}`,
   });
   await run.done;
-  const size = await stat(outPath).then((s) => s.size, () => 0);
+  const size = await stat(outPath).then(
+    (s) => s.size,
+    () => 0,
+  );
   if (size === 0) await unlink(outPath).catch(() => {});
   return size > 0;
 }

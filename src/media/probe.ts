@@ -49,11 +49,7 @@ export interface FfprobeOutput {
 }
 
 /** Probes `file` and checks it against `limits`. `label` names the file in messages (a video id). */
-export async function probe(
-  file: string,
-  limits: ProbeLimits = DEFAULT_MEDIA_LIMITS,
-  label: string = file,
-): Promise<ProbeResult> {
+export async function probe(file: string, limits: ProbeLimits = DEFAULT_MEDIA_LIMITS, label: string = file): Promise<ProbeResult> {
   const sizeBytes = await checkFile(file, limits, label);
   const raw = await runFfprobe(file, limits, label);
   return validateProbe(raw, limits, sizeBytes, label);
@@ -75,9 +71,14 @@ async function checkFile(file: string, limits: ProbeLimits, label: string): Prom
 /** Runs ffprobe with a SIGKILL deadline and returns its parsed JSON. */
 export async function runFfprobe(file: string, limits: MediaLimits, label: string): Promise<FfprobeOutput> {
   const args = [
-    '-v', 'error', '-hide_banner',
+    '-v',
+    'error',
+    '-hide_banner',
     ...hardenedInputArgs(limits),
-    '-print_format', 'json', '-show_format', '-show_streams',
+    '-print_format',
+    'json',
+    '-show_format',
+    '-show_streams',
     fileInput(file),
   ];
   try {

@@ -37,7 +37,8 @@ export function packUsers(histories: UserHistory[], n: number, dim: number, unit
     const first = h.items.length - keep;
     for (let k = 0; k < keep; k++) {
       const vec = h.items[first + k]!;
-      if (vec.length !== dim) throw new AppError('VECTOR_DIMENSION', `history ${b} item ${first + k} has dimension ${vec.length}, expected ${dim}`);
+      if (vec.length !== dim)
+        throw new AppError('VECTOR_DIMENSION', `history ${b} item ${first + k} has dimension ${vec.length}, expected ${dim}`);
       const slot = b * n + (n - keep) + k;
       items.set(vec, slot * dim);
       mask[slot] = 1;

@@ -122,12 +122,10 @@ class OnnxEncoders implements LoadedEncoders {
   }
 
   #loadTokenizer(): Promise<TextTokenizer> {
-    this.#tokenizer ??= loadTokenizer(this.manifest.dir, this.generation.preprocessing.text.max_length).catch(
-      (err: unknown) => {
-        this.#tokenizer = undefined; // a later call may retry (for example after the folder is restored)
-        throw err;
-      },
-    );
+    this.#tokenizer ??= loadTokenizer(this.manifest.dir, this.generation.preprocessing.text.max_length).catch((err: unknown) => {
+      this.#tokenizer = undefined; // a later call may retry (for example after the folder is restored)
+      throw err;
+    });
     return this.#tokenizer;
   }
 

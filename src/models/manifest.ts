@@ -129,14 +129,18 @@ function expectedInputDims(tower: TowerName, info: GenerationInfo): Record<strin
   const { video, audio, text, user } = info.preprocessing;
   const s = video.frame_size;
   switch (tower) {
-    case 'video': return { frames: [null, video.frames_per_segment, 3, s, s] };
-    case 'audio': return { waveform: [null, audio.samples] };
-    case 'text': return { input_ids: [null, text.max_length], attention_mask: [null, text.max_length] };
+    case 'video':
+      return { frames: [null, video.frames_per_segment, 3, s, s] };
+    case 'audio':
+      return { waveform: [null, audio.samples] };
+    case 'text':
+      return { input_ids: [null, text.max_length], attention_mask: [null, text.max_length] };
     case 'user': {
       const n = user?.max_items ?? null;
       return { items: [null, n, info.dim], mask: [null, n], age: [null, n] };
     }
-    case 'behaviour': return { content: [null, info.dim] };
+    case 'behaviour':
+      return { content: [null, info.dim] };
   }
 }
 
@@ -156,7 +160,10 @@ function checkTower(name: TowerName, spec: TowerSpec, info: GenerationInfo, file
   for (const [input, dims] of Object.entries(expectedInputDims(name, info))) {
     const shape = spec.inputs[input]!.shape;
     if (shape.length !== dims.length) {
-      throw invalid(`towers.${name}.inputs.${input}.shape has rank ${shape.length}, expected ${dims.length}`, `towers.${name}.inputs.${input}.shape`);
+      throw invalid(
+        `towers.${name}.inputs.${input}.shape has rank ${shape.length}, expected ${dims.length}`,
+        `towers.${name}.inputs.${input}.shape`,
+      );
     }
     dims.forEach((d, axis) => d !== null && checkDim(name, `inputs.${input}.shape`, shape, axis, d));
   }

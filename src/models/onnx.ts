@@ -113,17 +113,22 @@ function rows(tensor: ort.Tensor): Float32Array[] {
 export function lazyTower(path: string, inputs: string[], output: string, opts: RuntimeOptions, log: Logger): Tower {
   let opening: Promise<{ session: ort.InferenceSession; provider: string }> | undefined;
   const open = () => {
-    opening ??= openSession(path, opts, log).then((s) => {
-      const missing = inputs.filter((n) => !s.session.inputNames.includes(n));
-      if (missing.length || !s.session.outputNames.includes(output)) {
-        throw new AppError('MODEL_INVALID', `${path} has inputs [${s.session.inputNames}] and outputs [${s.session.outputNames}], manifest says [${inputs}] -> ${output}`);
-      }
-      log.info({ file: path, provider: s.provider }, 'opened tower');
-      return s;
-    }).catch((err: unknown) => {
-      opening = undefined; // let a later call try again rather than cache the failure forever
-      throw err;
-    });
+    opening ??= openSession(path, opts, log)
+      .then((s) => {
+        const missing = inputs.filter((n) => !s.session.inputNames.includes(n));
+        if (missing.length || !s.session.outputNames.includes(output)) {
+          throw new AppError(
+            'MODEL_INVALID',
+            `${path} has inputs [${s.session.inputNames}] and outputs [${s.session.outputNames}], manifest says [${inputs}] -> ${output}`,
+          );
+        }
+        log.info({ file: path, provider: s.provider }, 'opened tower');
+        return s;
+      })
+      .catch((err: unknown) => {
+        opening = undefined; // let a later call try again rather than cache the failure forever
+        throw err;
+      });
     return opening;
   };
   let provider: string | null = null;

@@ -24,7 +24,12 @@ export async function recommend(deps: RecommendDeps, userId: string, limit: numb
   const seen = await deps.events.seen(userId);
   const user = await deps.store.getUser(userId);
   if (user && user.generation === deps.generation) {
-    const hits = await deps.store.searchItems({ vector: user.vector, using: 'behaviour', limit: offset + limit, filter: seen.length ? { excludeVideoIds: seen } : {} });
+    const hits = await deps.store.searchItems({
+      vector: user.vector,
+      using: 'behaviour',
+      limit: offset + limit,
+      filter: seen.length ? { excludeVideoIds: seen } : {},
+    });
     if (hits.length > 0) return { source: 'personal', hits: hits.slice(offset) };
   }
   return { source: 'popular-fresh', hits: await popularFresh(deps, new Set(seen), offset + limit).then((h) => h.slice(offset)) };
@@ -37,7 +42,10 @@ async function popularFresh(deps: RecommendDeps, seen: Set<string>, n: number): 
   const out: SearchHit[] = [];
   const taken = new Set<string>();
   for (let i = 0; out.length < n && (i < popular.length || i < newest.length); i++) {
-    for (const [list, rank] of [[popular, i], [newest, i]] as const) {
+    for (const [list, rank] of [
+      [popular, i],
+      [newest, i],
+    ] as const) {
       const id = list[rank];
       if (!id || taken.has(id) || seen.has(id) || out.length >= n) continue;
       taken.add(id);

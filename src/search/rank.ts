@@ -30,7 +30,10 @@ export function mmr<T extends Candidate>(cands: T[], k: number, diversity: numbe
     for (const c of pool) {
       const penalty = taken.length ? maxSim.get(c)! : 0;
       const val = (1 - diversity) * c.score - diversity * penalty;
-      if (val > bestVal) { bestVal = val; best = c; }
+      if (val > bestVal) {
+        bestVal = val;
+        best = c;
+      }
     }
     taken.push(best);
     left.splice(left.indexOf(best), 1);
@@ -57,7 +60,11 @@ export interface Moment {
  * moments, and adjacent ones merge into one time range (score = the best segment in it); videos are ranked by
  * their best moment, and each keeps its top `perVideo` ranges.
  */
-export function groupMoments(hits: SegmentScore[], perVideo = 3, margin = 0.05): Array<{ videoId: string; score: number; moments: Moment[] }> {
+export function groupMoments(
+  hits: SegmentScore[],
+  perVideo = 3,
+  margin = 0.05,
+): Array<{ videoId: string; score: number; moments: Moment[] }> {
   const byVideo = new Map<string, SegmentScore[]>();
   for (const h of hits) {
     const list = byVideo.get(h.videoId) ?? [];

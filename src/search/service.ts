@@ -48,7 +48,8 @@ async function queryVector(deps: SearchDeps, q: SearchQuery, using: VectorName):
   const dim = deps.encoders.generation.dim;
   if (q.text !== undefined) return (await deps.encoders.encodeText([q.text]))[0]!;
   if (q.vector !== undefined) {
-    if (q.vector.length !== dim) throw new AppError('VECTOR_DIMENSION', `vector has ${q.vector.length} dimensions, the generation has ${dim}`, { field: 'vector' });
+    if (q.vector.length !== dim)
+      throw new AppError('VECTOR_DIMENSION', `vector has ${q.vector.length} dimensions, the generation has ${dim}`, { field: 'vector' });
     const v = Float32Array.from(q.vector);
     const n = Math.sqrt(dot(v, v));
     if (!(n > 0)) throw new AppError('INVALID_FIELD', 'vector must be non-zero', { field: 'vector' });
@@ -57,13 +58,17 @@ async function queryVector(deps: SearchDeps, q: SearchQuery, using: VectorName):
   const item = await deps.store.getItem(q.videoId!, true);
   if (!item) throw new AppError('VIDEO_NOT_FOUND', `no video ${q.videoId}`, { field: 'videoId' });
   const v = item.vectors?.[using];
-  if (!v) throw new AppError('INVALID_FIELD', `video ${q.videoId} has no ${using} vector (it has ${item.payload.modalities.join(', ')})`, { field: 'modality' });
+  if (!v)
+    throw new AppError('INVALID_FIELD', `video ${q.videoId} has no ${using} vector (it has ${item.payload.modalities.join(', ')})`, {
+      field: 'modality',
+    });
   return v;
 }
 
 export async function search(deps: SearchDeps, q: SearchQuery): Promise<SearchHit[]> {
   const kinds = (['text', 'videoId', 'vector'] as const).filter((k) => q[k] !== undefined);
-  if (kinds.length !== 1) throw new AppError('INVALID_FIELD', 'give exactly one of text, videoId, vector', { field: kinds.length ? kinds.join(',') : 'text' });
+  if (kinds.length !== 1)
+    throw new AppError('INVALID_FIELD', 'give exactly one of text, videoId, vector', { field: kinds.length ? kinds.join(',') : 'text' });
   const using: VectorName = q.modality ?? 'fused';
   const qv = await queryVector(deps, q, using);
   const exclude = [...(q.exclude ?? []), ...(q.videoId ? [q.videoId] : []), ...(q.filter?.excludeVideoIds ?? [])];
@@ -79,11 +84,19 @@ export async function search(deps: SearchDeps, q: SearchQuery): Promise<SearchHi
     const kept = q.collapseDuplicates && q.videoId ? cands.filter((c) => dot(c.vector, qv) < DUPLICATE_SIMILARITY) : cands;
     ranked = (q.diversity ?? 0) > 0 ? mmr(kept, want, q.diversity!, DUPLICATE_SIMILARITY) : kept.slice(0, want);
   }
-  return ranked.slice(q.offset, want).map((h) => ({ videoId: h.videoId, score: h.score, payload: h.payload, ...(h.moments ? { moments: h.moments } : {}) }));
+  return ranked
+    .slice(q.offset, want)
+    .map((h) => ({ videoId: h.videoId, score: h.score, payload: h.payload, ...(h.moments ? { moments: h.moments } : {}) }));
 }
 
 /** Segment search grouped back to videos; the store applies the item filter to the segments' videos. */
-async function searchMoments(deps: SearchDeps, qv: Float32Array, using: VectorName, filter: ItemFilter, want: number): Promise<SearchHit[]> {
+async function searchMoments(
+  deps: SearchDeps,
+  qv: Float32Array,
+  using: VectorName,
+  filter: ItemFilter,
+  want: number,
+): Promise<SearchHit[]> {
   const segUsing = using === 'video' || using === 'audio' ? using : 'fused';
   // Several segments per video: widen the page until it holds enough videos (or the segments run out).
   for (let limit = Math.max(50, want * 20); ; limit *= 4) {

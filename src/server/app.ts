@@ -38,7 +38,10 @@ function validationField(err: FastifyError): string | undefined {
 }
 
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
-  const app = Fastify({ loggerInstance: deps.log as FastifyBaseLogger, ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array' } } });
+  const app = Fastify({
+    loggerInstance: deps.log as FastifyBaseLogger,
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array' } },
+  });
   for (const s of loadApiSchemas()) app.addSchema(s);
 
   app.setErrorHandler((err: FastifyError | AppError, req, reply) => {
@@ -51,13 +54,19 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       return reply.code(400).send({ error: { code: 'INVALID_FIELD', message: err.message, ...(field ? { field } : {}) } });
     }
     if (err.code === 'FST_REQ_FILE_TOO_LARGE') {
-      return reply.code(413).send({ error: { code: 'UPLOAD_TOO_LARGE', message: `the upload is larger than ${deps.config.server.maxUploadBytes} bytes` } });
+      return reply
+        .code(413)
+        .send({ error: { code: 'UPLOAD_TOO_LARGE', message: `the upload is larger than ${deps.config.server.maxUploadBytes} bytes` } });
     }
     const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 500;
     if (status >= 500) req.log.error({ err }, 'request failed');
-    return reply.code(status).send({ error: { code: status >= 500 ? 'INTERNAL' : 'BAD_REQUEST', message: status >= 500 ? 'Internal error.' : err.message } });
+    return reply
+      .code(status)
+      .send({ error: { code: status >= 500 ? 'INTERNAL' : 'BAD_REQUEST', message: status >= 500 ? 'Internal error.' : err.message } });
   });
-  app.setNotFoundHandler((req, reply) => reply.code(404).send({ error: { code: 'NOT_FOUND', message: `no route ${req.method} ${req.url}` } }));
+  app.setNotFoundHandler((req, reply) =>
+    reply.code(404).send({ error: { code: 'NOT_FOUND', message: `no route ${req.method} ${req.url}` } }),
+  );
 
   await app.register(swagger, {
     openapi: { info: { title: 'Montage', version: '0.1.0', description: 'Multimodal content embedding service' } },

@@ -16,12 +16,32 @@ import type { Connection, Table as LanceTable } from '@lancedb/lancedb';
 import { AppError, isAppError, wrap } from '../errors/index.ts';
 import { itemPointId, segmentPointId, userPointId } from './ids.ts';
 import {
-  ITEM_VECTORS, SEGMENT_VECTORS, buildTable, cellArray, cellVector, itemSchema, segmentSchema,
-  sqlList, sqlString, userSchema, type Columns,
+  ITEM_VECTORS,
+  SEGMENT_VECTORS,
+  buildTable,
+  cellArray,
+  cellVector,
+  itemSchema,
+  segmentSchema,
+  sqlList,
+  sqlString,
+  userSchema,
+  type Columns,
 } from './lance-rows.ts';
 import type {
-  ItemFilter, ItemHit, ItemPayload, ItemPoint, Modality, SearchRequest, SegmentHit, SegmentPayload,
-  SegmentPoint, StoreGeneration, UserPoint, VectorName, VectorStore,
+  ItemFilter,
+  ItemHit,
+  ItemPayload,
+  ItemPoint,
+  Modality,
+  SearchRequest,
+  SegmentHit,
+  SegmentPayload,
+  SegmentPoint,
+  StoreGeneration,
+  UserPoint,
+  VectorName,
+  VectorStore,
 } from './types.ts';
 import type { Schema } from 'apache-arrow';
 
@@ -72,12 +92,26 @@ export interface EmbeddedStoreOptions {
 
 type Kind = 'items' | 'segments' | 'users';
 const KINDS: readonly Kind[] = ['items', 'segments', 'users'];
-interface AliasEntry { collection: string; generation: string; dim: number }
+interface AliasEntry {
+  collection: string;
+  generation: string;
+  dim: number;
+}
 type AliasFile = Partial<Record<Kind, AliasEntry>>;
 
 const PAYLOAD_COLUMNS = [
-  'id', 'video_id', 'title', 'description', 'tags', 'duration_s', 'uploaded_at', 'modalities',
-  'generation', 'sha256', 'external_id', ...ITEM_VECTORS.map((n) => `has_${n}`),
+  'id',
+  'video_id',
+  'title',
+  'description',
+  'tags',
+  'duration_s',
+  'uploaded_at',
+  'modalities',
+  'generation',
+  'sha256',
+  'external_id',
+  ...ITEM_VECTORS.map((n) => `has_${n}`),
 ];
 const SEGMENT_COLUMNS = ['id', 'video_id', 'index', 'start_s', 'end_s', 'modalities', 'generation'];
 const GEN_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$/;
@@ -97,8 +131,15 @@ export class EmbeddedStore implements VectorStore {
 
   constructor(opts: EmbeddedStoreOptions) {
     this.#opts = {
-      indexThreshold: 10_000, autoIndex: true, readConsistencyS: 0, refineFactor: 3, nprobes: 10,
-      maxNprobes: 400, maxSmallFragments: 64, keepVersionsS: 600, ...opts,
+      indexThreshold: 10_000,
+      autoIndex: true,
+      readConsistencyS: 0,
+      refineFactor: 3,
+      nprobes: 10,
+      maxNprobes: 400,
+      maxSmallFragments: 64,
+      keepVersionsS: 600,
+      ...opts,
     };
   }
 
@@ -114,8 +155,10 @@ export class EmbeddedStore implements VectorStore {
     for (const kind of KINDS) {
       const a = aliases[kind];
       if (a && a.dim !== gen.dim) {
-        throw new AppError('GENERATION_MISMATCH',
-          `alias ${kind} points at ${a.collection} (dim ${a.dim}) but generation ${gen.name} has dim ${gen.dim}`);
+        throw new AppError(
+          'GENERATION_MISMATCH',
+          `alias ${kind} points at ${a.collection} (dim ${a.dim}) but generation ${gen.name} has dim ${gen.dim}`,
+        );
       }
     }
     this.#gen = gen;
@@ -157,7 +200,8 @@ export class EmbeddedStore implements VectorStore {
     const rows = [...new Map(points.map((p) => [p.payload.videoId, p])).values()];
     const data = buildTable(itemSchema(this.#dim()), itemColumns(rows), this.#dim());
     await this.#writeOp('items', `upserting ${rows.length} items`, (t) =>
-      t.mergeInsert('id').whenMatchedUpdateAll().whenNotMatchedInsertAll().execute(data));
+      t.mergeInsert('id').whenMatchedUpdateAll().whenNotMatchedInsertAll().execute(data),
+    );
     this.#noteWrite(rows.length);
   }
 
@@ -173,15 +217,21 @@ export class EmbeddedStore implements VectorStore {
     // One merge commit inserts, updates and deletes the video's stale segments together, so a
     // reader never sees the video with no segments or with old and new ones mixed.
     await this.#writeOp('segments', `replacing the segments of ${videoId}`, (t) =>
-      t.mergeInsert('id').whenMatchedUpdateAll().whenNotMatchedInsertAll()
-        .whenNotMatchedBySourceDelete({ where: mine }).execute(data));
+      t.mergeInsert('id').whenMatchedUpdateAll().whenNotMatchedInsertAll().whenNotMatchedBySourceDelete({ where: mine }).execute(data),
+    );
     this.#noteWrite(points.length);
   }
 
   async getItem(videoId: string, withVectors = false): Promise<ItemHit | null> {
     const cols = withVectors ? [...PAYLOAD_COLUMNS, ...ITEM_VECTORS.map((n) => `v_${n}`)] : PAYLOAD_COLUMNS;
     const rows = await this.#guard(`reading item ${videoId}`, () =>
-      this.#table('items', 'read').query().where(`id = ${sqlString(itemPointId(videoId))}`).select(cols).limit(1).toArray());
+      this.#table('items', 'read')
+        .query()
+        .where(`id = ${sqlString(itemPointId(videoId))}`)
+        .select(cols)
+        .limit(1)
+        .toArray(),
+    );
     const row = rows[0];
     return row ? toItemHit(row, 1, withVectors) : null;
   }
@@ -200,7 +250,8 @@ export class EmbeddedStore implements VectorStore {
     const where = [...(await this.#presenceSql('items', req.using)), ...filterSql(req.filter)].join(' AND ');
     const cols = req.withVectors ? [...PAYLOAD_COLUMNS, ...ITEM_VECTORS.map((n) => `v_${n}`)] : PAYLOAD_COLUMNS;
     const rows = await this.#guard(`searching items by ${req.using}`, () =>
-      this.#vectorQuery('items', req, where || undefined, cols).toArray());
+      this.#vectorQuery('items', req, where || undefined, cols).toArray(),
+    );
     return rows.map((r) => toItemHit(r, 1 - Number(r._distance), req.withVectors ?? false));
   }
 
@@ -209,7 +260,8 @@ export class EmbeddedStore implements VectorStore {
     const where = [...(await this.#presenceSql('segments', req.using)), ...(await this.#segmentFilterSql(req.filter))];
     if (where.includes('false')) return [];
     const rows = await this.#guard(`searching segments by ${req.using}`, () =>
-      this.#vectorQuery('segments', req, where.join(' AND ') || undefined, SEGMENT_COLUMNS).toArray());
+      this.#vectorQuery('segments', req, where.join(' AND ') || undefined, SEGMENT_COLUMNS).toArray(),
+    );
     return rows.map((r) => ({ videoId: String(r.video_id), score: 1 - Number(r._distance), payload: toSegmentPayload(r) }));
   }
 
@@ -222,23 +274,35 @@ export class EmbeddedStore implements VectorStore {
     if (points.length === 0) return;
     const rows = [...new Map(points.map((p) => [p.userId, p])).values()];
     const cols: Columns = {
-      id: rows.map((u) => userPointId(u.userId)), user_id: rows.map((u) => u.userId),
-      vector: rows.map((u) => u.vector), updated_at: rows.map((u) => u.updatedAt),
-      events: rows.map((u) => u.events), generation: rows.map((u) => u.generation),
+      id: rows.map((u) => userPointId(u.userId)),
+      user_id: rows.map((u) => u.userId),
+      vector: rows.map((u) => u.vector),
+      updated_at: rows.map((u) => u.updatedAt),
+      events: rows.map((u) => u.events),
+      generation: rows.map((u) => u.generation),
     };
     const data = buildTable(userSchema(this.#dim()), cols, this.#dim());
     await this.#writeOp('users', `upserting ${rows.length} users`, (t) =>
-      t.mergeInsert('id').whenMatchedUpdateAll().whenNotMatchedInsertAll().execute(data));
+      t.mergeInsert('id').whenMatchedUpdateAll().whenNotMatchedInsertAll().execute(data),
+    );
   }
 
   async getUser(userId: string): Promise<UserPoint | null> {
     const rows = await this.#guard(`reading user ${userId}`, () =>
-      this.#table('users', 'read').query().where(`id = ${sqlString(userPointId(userId))}`).limit(1).toArray());
+      this.#table('users', 'read')
+        .query()
+        .where(`id = ${sqlString(userPointId(userId))}`)
+        .limit(1)
+        .toArray(),
+    );
     const r = rows[0];
     if (!r) return null;
     return {
-      userId: String(r.user_id), vector: cellVector(r.vector), updatedAt: Number(r.updated_at),
-      events: Number(r.events), generation: String(r.generation),
+      userId: String(r.user_id),
+      vector: cellVector(r.vector),
+      updatedAt: Number(r.updated_at),
+      events: Number(r.events),
+      generation: String(r.generation),
     };
   }
 
@@ -253,13 +317,19 @@ export class EmbeddedStore implements VectorStore {
    * `autoIndex` is on; benchmarks and the backfill CLI await it directly.
    */
   async ensureIndexes(): Promise<void> {
-    for (const [kind, names] of [['items', ITEM_VECTORS], ['segments', SEGMENT_VECTORS], ['users', []]] as const) {
+    for (const [kind, names] of [
+      ['items', ITEM_VECTORS],
+      ['segments', SEGMENT_VECTORS],
+      ['users', []],
+    ] as const) {
       const t = this.#table(kind, 'write');
-      await this.#serial(t.name, () => this.#guard(`indexing ${t.name}`, async () => {
-        const compacted = await this.#indexTable(t, names);
-        const { fragmentStats } = await t.stats();
-        if (!compacted && fragmentStats.numSmallFragments > this.#opts.maxSmallFragments) await this.#optimize(t);
-      }));
+      await this.#serial(t.name, () =>
+        this.#guard(`indexing ${t.name}`, async () => {
+          const compacted = await this.#indexTable(t, names);
+          const { fragmentStats } = await t.stats();
+          if (!compacted && fragmentStats.numSmallFragments > this.#opts.maxSmallFragments) await this.#optimize(t);
+        }),
+      );
     }
   }
 
@@ -278,10 +348,16 @@ export class EmbeddedStore implements VectorStore {
   #vectorQuery(kind: Kind, req: SearchRequest, where: string | undefined, cols: string[]) {
     let q = this.#table(kind, 'read').query().nearestTo(req.vector).column(`v_${req.using}`).distanceType('cosine');
     if (where) q = q.where(where);
-    return q.select([...cols, '_distance'])
-      .limit(req.limit).offset(req.offset ?? 0).refineFactor(this.#opts.refineFactor)
-      // maximum first: LanceDB rejects a minimum above the current maximum
-      .maximumNprobes(Math.max(this.#opts.nprobes, this.#opts.maxNprobes)).minimumNprobes(this.#opts.nprobes);
+    return (
+      q
+        .select([...cols, '_distance'])
+        .limit(req.limit)
+        .offset(req.offset ?? 0)
+        .refineFactor(this.#opts.refineFactor)
+        // maximum first: LanceDB rejects a minimum above the current maximum
+        .maximumNprobes(Math.max(this.#opts.nprobes, this.#opts.maxNprobes))
+        .minimumNprobes(this.#opts.nprobes)
+    );
   }
 
   /**
@@ -359,8 +435,12 @@ export class EmbeddedStore implements VectorStore {
   async #scalarIndexes(t: LanceTable, names: readonly string[], have: Map<string, string>): Promise<void> {
     const schema = await t.schema();
     const wanted: [string, () => lancedb.Index][] = [
-      ['id', lancedb.Index.btree], ['video_id', lancedb.Index.btree], ['duration_s', lancedb.Index.btree],
-      ['uploaded_at', lancedb.Index.btree], ['tags', lancedb.Index.labelList], ['modalities', lancedb.Index.labelList],
+      ['id', lancedb.Index.btree],
+      ['video_id', lancedb.Index.btree],
+      ['duration_s', lancedb.Index.btree],
+      ['uploaded_at', lancedb.Index.btree],
+      ['tags', lancedb.Index.labelList],
+      ['modalities', lancedb.Index.labelList],
       ...names.map((n) => [`has_${n}`, lancedb.Index.bitmap] as [string, () => lancedb.Index]),
     ];
     for (const [col, make] of wanted) {
@@ -374,7 +454,9 @@ export class EmbeddedStore implements VectorStore {
     this.#rowsSinceIndexCheck = 0;
     this.#indexing = this.ensureIndexes()
       .catch((err: unknown) => (this.#opts.log ?? console).warn({ err }, 'background index build failed'))
-      .finally(() => { this.#indexing = null; });
+      .finally(() => {
+        this.#indexing = null;
+      });
   }
 
   /** Item-level filters on segments: resolved to the matching video ids first (segments carry no tags). */
@@ -386,7 +468,8 @@ export class EmbeddedStore implements VectorStore {
     const itemSql = filterSql(itemLevel);
     if (itemSql.length === 0) return out;
     const rows = await this.#guard('resolving the segment filter', () =>
-      this.#table('items', 'read').query().where(itemSql.join(' AND ')).select(['video_id']).toArray());
+      this.#table('items', 'read').query().where(itemSql.join(' AND ')).select(['video_id']).toArray(),
+    );
     const ids = rows.map((r) => String(r.video_id));
     return [...out, ids.length ? `video_id IN (${sqlList(ids)})` : 'false'];
   }
@@ -394,9 +477,12 @@ export class EmbeddedStore implements VectorStore {
   #checkQuery(req: SearchRequest, allowed: readonly string[]): void {
     if (!allowed.includes(req.using)) throw new AppError('INVALID_FIELD', `cannot search by ${req.using}`, { field: 'using' });
     if (req.vector.length !== this.#readDim) {
-      throw new AppError('VECTOR_DIMENSION', `query has ${req.vector.length} dimensions, the collection has ${this.#readDim}`, { field: 'vector' });
+      throw new AppError('VECTOR_DIMENSION', `query has ${req.vector.length} dimensions, the collection has ${this.#readDim}`, {
+        field: 'vector',
+      });
     }
-    if (!Number.isInteger(req.limit) || req.limit < 1) throw new AppError('INVALID_FIELD', 'limit must be a positive integer', { field: 'limit' });
+    if (!Number.isInteger(req.limit) || req.limit < 1)
+      throw new AppError('INVALID_FIELD', 'limit must be a positive integer', { field: 'limit' });
     if (req.offset !== undefined && (!Number.isInteger(req.offset) || req.offset < 0)) {
       throw new AppError('INVALID_FIELD', 'offset must be a non-negative integer', { field: 'offset' });
     }
@@ -411,7 +497,10 @@ export class EmbeddedStore implements VectorStore {
   #serial<T>(key: string, fn: () => Promise<T>): Promise<T> {
     const prev = this.#locks.get(key) ?? Promise.resolve();
     const run = prev.then(fn, fn);
-    this.#locks.set(key, run.catch(() => undefined));
+    this.#locks.set(
+      key,
+      run.catch(() => undefined),
+    );
     return run;
   }
 
@@ -427,7 +516,8 @@ export class EmbeddedStore implements VectorStore {
     const db = this.#conn();
     const schema = schemaFor(kind, dim);
     const t = await this.#guard(`opening table ${name}`, async () =>
-      (await db.tableNames()).includes(name) ? db.openTable(name) : db.createEmptyTable(name, schema, { existOk: true }));
+      (await db.tableNames()).includes(name) ? db.openTable(name) : db.createEmptyTable(name, schema, { existOk: true }),
+    );
     const have = vectorDim(await t.schema(), kind === 'users' ? 'vector' : 'v_fused');
     if (have !== dim) throw new AppError('GENERATION_MISMATCH', `table ${name} holds ${have}-dimensional vectors, expected ${dim}`);
     return t;
@@ -447,8 +537,11 @@ export class EmbeddedStore implements VectorStore {
   async #prewarm(t: LanceTable): Promise<void> {
     for (const idx of await this.#guard(`listing indexes of ${t.name}`, () => t.listIndices())) {
       if (!/^Ivf|Hnsw/i.test(idx.indexType)) continue;
-      await t.prewarmIndex(idx.name).catch((err: unknown) =>
-        (this.#opts.log ?? console).warn({ err, index: idx.name }, 'index prewarm failed; queries will load it lazily'));
+      await t
+        .prewarmIndex(idx.name)
+        .catch((err: unknown) =>
+          (this.#opts.log ?? console).warn({ err, index: idx.name }, 'index prewarm failed; queries will load it lazily'),
+        );
     }
   }
 
@@ -516,7 +609,10 @@ function vectorDim(schema: Schema, column: string): number {
  */
 function ivfRqConfig(rows: number) {
   return lancedb.Index.ivfRq({
-    distanceType: 'cosine', numPartitions: Math.max(1, Math.round(Math.sqrt(rows))), numBits: 8, maxIterations: 20,
+    distanceType: 'cosine',
+    numPartitions: Math.max(1, Math.round(Math.sqrt(rows))),
+    numBits: 8,
+    maxIterations: 20,
     sampleRate: 64,
   });
 }
@@ -563,10 +659,17 @@ export function filterSql(f: ItemFilter | undefined): string[] {
 function itemColumns(points: ItemPoint[]): Columns {
   const p = points.map((x) => x.payload);
   const cols: Columns = {
-    id: p.map((x) => itemPointId(x.videoId)), video_id: p.map((x) => x.videoId), title: p.map((x) => x.title),
-    description: p.map((x) => x.description), tags: p.map((x) => x.tags), duration_s: p.map((x) => x.durationS),
-    uploaded_at: p.map((x) => x.uploadedAt), modalities: p.map((x) => x.modalities),
-    generation: p.map((x) => x.generation), sha256: p.map((x) => x.sha256), external_id: p.map((x) => x.externalId ?? null),
+    id: p.map((x) => itemPointId(x.videoId)),
+    video_id: p.map((x) => x.videoId),
+    title: p.map((x) => x.title),
+    description: p.map((x) => x.description),
+    tags: p.map((x) => x.tags),
+    duration_s: p.map((x) => x.durationS),
+    uploaded_at: p.map((x) => x.uploadedAt),
+    modalities: p.map((x) => x.modalities),
+    generation: p.map((x) => x.generation),
+    sha256: p.map((x) => x.sha256),
+    external_id: p.map((x) => x.externalId ?? null),
   };
   for (const n of ITEM_VECTORS) {
     cols[`v_${n}`] = points.map((x) => x.vectors[n]);
@@ -578,9 +681,13 @@ function itemColumns(points: ItemPoint[]): Columns {
 function segmentColumns(points: SegmentPoint[]): Columns {
   const p = points.map((x) => x.payload);
   const cols: Columns = {
-    id: p.map((x) => segmentPointId(x.videoId, x.index)), video_id: p.map((x) => x.videoId),
-    index: p.map((x) => x.index), start_s: p.map((x) => x.startS), end_s: p.map((x) => x.endS),
-    modalities: p.map((x) => x.modalities), generation: p.map((x) => x.generation),
+    id: p.map((x) => segmentPointId(x.videoId, x.index)),
+    video_id: p.map((x) => x.videoId),
+    index: p.map((x) => x.index),
+    start_s: p.map((x) => x.startS),
+    end_s: p.map((x) => x.endS),
+    modalities: p.map((x) => x.modalities),
+    generation: p.map((x) => x.generation),
   };
   for (const n of SEGMENT_VECTORS) {
     cols[`v_${n}`] = points.map((x) => x.vectors[n]);
@@ -593,9 +700,15 @@ type Row = Record<string, unknown>;
 
 function toItemHit(r: Row, score: number, withVectors: boolean): ItemHit {
   const payload: ItemPayload = {
-    videoId: String(r.video_id), title: String(r.title), description: String(r.description),
-    tags: cellArray<string>(r.tags), durationS: Number(r.duration_s), uploadedAt: Number(r.uploaded_at),
-    modalities: cellArray<Modality>(r.modalities), generation: String(r.generation), sha256: String(r.sha256),
+    videoId: String(r.video_id),
+    title: String(r.title),
+    description: String(r.description),
+    tags: cellArray<string>(r.tags),
+    durationS: Number(r.duration_s),
+    uploadedAt: Number(r.uploaded_at),
+    modalities: cellArray<Modality>(r.modalities),
+    generation: String(r.generation),
+    sha256: String(r.sha256),
   };
   if (r.external_id != null) payload.externalId = String(r.external_id);
   const hit: ItemHit = { videoId: payload.videoId, score, payload };
@@ -609,7 +722,11 @@ function toItemHit(r: Row, score: number, withVectors: boolean): ItemHit {
 
 function toSegmentPayload(r: Row): SegmentPayload {
   return {
-    videoId: String(r.video_id), index: Number(r.index), startS: Number(r.start_s), endS: Number(r.end_s),
-    modalities: cellArray<Modality>(r.modalities), generation: String(r.generation),
+    videoId: String(r.video_id),
+    index: Number(r.index),
+    startS: Number(r.start_s),
+    endS: Number(r.end_s),
+    modalities: cellArray<Modality>(r.modalities),
+    generation: String(r.generation),
   };
 }

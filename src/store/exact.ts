@@ -47,13 +47,7 @@ export function normalize(v: Float32Array): Float32Array {
  * Top `k` rows of `matrix` by dot product with `q`, best first. A bounded min-heap keeps the
  * scan O(n log k) instead of sorting all n scores.
  */
-export function exactTopK(
-  matrix: Float32Array,
-  dim: number,
-  q: Float32Array,
-  k: number,
-  accept?: (row: number) => boolean,
-): ExactHit[] {
+export function exactTopK(matrix: Float32Array, dim: number, q: Float32Array, k: number, accept?: (row: number) => boolean): ExactHit[] {
   const rows = Math.floor(matrix.length / dim);
   const heap: ExactHit[] = [];
   for (let r = 0; r < rows; r++) {

@@ -30,6 +30,9 @@ export async function createStore(config: Pick<Config, 'store'>, opts: CreateSto
   const { qdrantUrl, qdrantApiKey, embeddedDir, readConsistencyS } = config.store;
   if (qdrantUrl) return new QdrantStore({ url: qdrantUrl, apiKey: qdrantApiKey });
   return new EmbeddedStore({
-    dataDir: embeddedDir, autoIndex: opts.autoIndex ?? true, ...(readConsistencyS !== undefined ? { readConsistencyS } : {}), ...(opts.log ? { log: opts.log } : {}),
+    dataDir: embeddedDir,
+    autoIndex: opts.autoIndex ?? true,
+    ...(readConsistencyS !== undefined ? { readConsistencyS } : {}),
+    ...(opts.log ? { log: opts.log } : {}),
   });
 }

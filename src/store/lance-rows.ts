@@ -27,8 +27,7 @@ export const SEGMENT_VECTORS = ['fused', 'video', 'audio'] as const;
 const utf8 = (name: string, nullable = false) => new Field(name, new Utf8(), nullable);
 const f64 = (name: string) => new Field(name, new Float64(), false);
 const strList = (name: string) => new Field(name, new List(new Field('item', new Utf8(), true)), false);
-const vec = (name: string, dim: number) =>
-  new Field(name, new FixedSizeList(dim, new Field('item', new Float32(), true)), false);
+const vec = (name: string, dim: number) => new Field(name, new FixedSizeList(dim, new Field('item', new Float32(), true)), false);
 
 /** Missing named vectors are stored as this placeholder with `has_<name> = false`, never searched. */
 function vectorFields(names: readonly string[], dim: number): Field[] {
@@ -37,23 +36,36 @@ function vectorFields(names: readonly string[], dim: number): Field[] {
 
 export function itemSchema(dim: number): Schema {
   return new Schema([
-    utf8('id'), utf8('video_id'), utf8('title'), utf8('description'), strList('tags'),
-    f64('duration_s'), f64('uploaded_at'), strList('modalities'), utf8('generation'),
-    utf8('sha256'), utf8('external_id', true), ...vectorFields(ITEM_VECTORS, dim),
+    utf8('id'),
+    utf8('video_id'),
+    utf8('title'),
+    utf8('description'),
+    strList('tags'),
+    f64('duration_s'),
+    f64('uploaded_at'),
+    strList('modalities'),
+    utf8('generation'),
+    utf8('sha256'),
+    utf8('external_id', true),
+    ...vectorFields(ITEM_VECTORS, dim),
   ]);
 }
 
 export function segmentSchema(dim: number): Schema {
   return new Schema([
-    utf8('id'), utf8('video_id'), f64('index'), f64('start_s'), f64('end_s'),
-    strList('modalities'), utf8('generation'), ...vectorFields(SEGMENT_VECTORS, dim),
+    utf8('id'),
+    utf8('video_id'),
+    f64('index'),
+    f64('start_s'),
+    f64('end_s'),
+    strList('modalities'),
+    utf8('generation'),
+    ...vectorFields(SEGMENT_VECTORS, dim),
   ]);
 }
 
 export function userSchema(dim: number): Schema {
-  return new Schema([
-    utf8('id'), utf8('user_id'), vec('vector', dim), f64('updated_at'), f64('events'), utf8('generation'),
-  ]);
+  return new Schema([utf8('id'), utf8('user_id'), vec('vector', dim), f64('updated_at'), f64('events'), utf8('generation')]);
 }
 
 /** Column values keyed by field name; vector columns take one Float32Array per row or undefined. */
@@ -65,9 +77,12 @@ export function buildTable(schema: Schema, cols: Columns, dim: number): Table {
   for (const f of schema.fields) {
     const values = cols[f.name];
     if (!values) throw new AppError('INTERNAL', `column ${f.name} missing while building rows`);
-    out[f.name] = f.type instanceof FixedSizeList ? vectorColumn(values as Float32Array[], dim, f.name)
-      : f.type instanceof Float64 ? makeVector(Float64Array.from(values as number[]))
-      : vectorFromArray(values, f.type as DataType);
+    out[f.name] =
+      f.type instanceof FixedSizeList
+        ? vectorColumn(values as Float32Array[], dim, f.name)
+        : f.type instanceof Float64
+          ? makeVector(Float64Array.from(values as number[]))
+          : vectorFromArray(values, f.type as DataType);
   }
   return new Table(schema, out);
 }

@@ -15,8 +15,18 @@ import { AppError, isAppError, wrap } from '../errors/index.ts';
 import { itemPointId, segmentPointId, userPointId } from './ids.ts';
 import { ITEM_VECTORS, SEGMENT_VECTORS } from './lance-rows.ts';
 import type {
-  ItemFilter, ItemHit, ItemPayload, ItemPoint, SearchRequest, SegmentHit, SegmentPayload, SegmentPoint,
-  StoreGeneration, UserPoint, VectorName, VectorStore,
+  ItemFilter,
+  ItemHit,
+  ItemPayload,
+  ItemPoint,
+  SearchRequest,
+  SegmentHit,
+  SegmentPayload,
+  SegmentPoint,
+  StoreGeneration,
+  UserPoint,
+  VectorName,
+  VectorStore,
 } from './types.ts';
 
 export interface QdrantStoreOptions {
@@ -41,8 +51,17 @@ type Condition = Schemas['Condition'];
 
 /** Payload fields filtered on, with the index type Qdrant should build for each. */
 const PAYLOAD_INDEXES: Record<Kind, [string, 'keyword' | 'float' | 'integer'][]> = {
-  items: [['videoId', 'keyword'], ['tags', 'keyword'], ['durationS', 'float'], ['uploadedAt', 'integer'], ['modalities', 'keyword']],
-  segments: [['videoId', 'keyword'], ['modalities', 'keyword']],
+  items: [
+    ['videoId', 'keyword'],
+    ['tags', 'keyword'],
+    ['durationS', 'float'],
+    ['uploadedAt', 'integer'],
+    ['modalities', 'keyword'],
+  ],
+  segments: [
+    ['videoId', 'keyword'],
+    ['modalities', 'keyword'],
+  ],
   users: [['userId', 'keyword']],
 };
 
@@ -56,7 +75,10 @@ export class QdrantStore implements VectorStore {
 
   constructor(opts: QdrantStoreOptions) {
     this.#client = new QdrantClient({
-      url: opts.url, apiKey: opts.apiKey, timeout: opts.timeoutMs ?? 10_000, checkCompatibility: false,
+      url: opts.url,
+      apiKey: opts.apiKey,
+      timeout: opts.timeoutMs ?? 10_000,
+      checkCompatibility: false,
     });
     this.#prefix = opts.prefix ?? '';
     this.#ef = opts.hnswEf ?? 128;
@@ -70,8 +92,10 @@ export class QdrantStore implements VectorStore {
       if (!target) continue;
       const dim = await this.#collectionDim(target, kind);
       if (dim !== gen.dim) {
-        throw new AppError('GENERATION_MISMATCH',
-          `alias ${this.#alias(kind)} points at ${target} (dim ${dim}) but generation ${gen.name} has dim ${gen.dim}`);
+        throw new AppError(
+          'GENERATION_MISMATCH',
+          `alias ${this.#alias(kind)} points at ${target} (dim ${dim}) but generation ${gen.name} has dim ${gen.dim}`,
+        );
       }
     }
     for (const kind of KINDS) await this.#ensureCollection(kind, gen);
@@ -104,7 +128,9 @@ export class QdrantStore implements VectorStore {
     const rows = [...new Map(points.map((p) => [p.payload.videoId, p])).values()];
     const dim = this.#dim();
     const qpoints = rows.map((p) => ({
-      id: itemPointId(p.payload.videoId), vector: namedVectors(p.vectors, dim), payload: { ...p.payload },
+      id: itemPointId(p.payload.videoId),
+      vector: namedVectors(p.vectors, dim),
+      payload: { ...p.payload },
     }));
     await this.#upsert('items', qpoints, `upserting ${rows.length} items`);
   }
@@ -114,19 +140,23 @@ export class QdrantStore implements VectorStore {
     if (stray) throw new AppError('INTERNAL', `segment of ${stray.payload.videoId} passed while replacing ${videoId}`);
     const dim = this.#dim();
     const qpoints = points.map((p) => ({
-      id: segmentPointId(videoId, p.payload.index), vector: namedVectors(p.vectors, dim), payload: { ...p.payload },
+      id: segmentPointId(videoId, p.payload.index),
+      vector: namedVectors(p.vectors, dim),
+      payload: { ...p.payload },
     }));
     // New segments first, then the stale ones: readers never see the video with no segments.
     await this.#upsert('segments', qpoints, `upserting the segments of ${videoId}`);
     const filter: Filter = { must: [match('videoId', videoId)] };
     if (qpoints.length) filter.must_not = [{ has_id: qpoints.map((p) => p.id) }];
     await this.#call(`deleting stale segments of ${videoId}`, () =>
-      this.#client.delete(this.#collection('segments'), { wait: true, filter }));
+      this.#client.delete(this.#collection('segments'), { wait: true, filter }),
+    );
   }
 
   async getItem(videoId: string, withVectors = false): Promise<ItemHit | null> {
     const [rec] = await this.#call(`reading item ${videoId}`, () =>
-      this.#client.retrieve(this.#alias('items'), { ids: [itemPointId(videoId)], with_payload: true, with_vector: withVectors }));
+      this.#client.retrieve(this.#alias('items'), { ids: [itemPointId(videoId)], with_payload: true, with_vector: withVectors }),
+    );
     return rec ? toItemHit(rec, 1, withVectors) : null;
   }
 
@@ -143,10 +173,16 @@ export class QdrantStore implements VectorStore {
     this.#checkQuery(req, ITEM_VECTORS);
     const res = await this.#call(`searching items by ${req.using}`, () =>
       this.#client.query(this.#alias('items'), {
-        query: Array.from(req.vector), using: req.using, filter: itemFilter(req.filter), limit: req.limit,
-        offset: req.offset ?? 0, with_payload: true, with_vector: req.withVectors ? [...ITEM_VECTORS] : false,
+        query: Array.from(req.vector),
+        using: req.using,
+        filter: itemFilter(req.filter),
+        limit: req.limit,
+        offset: req.offset ?? 0,
+        with_payload: true,
+        with_vector: req.withVectors ? [...ITEM_VECTORS] : false,
         params: { hnsw_ef: Math.max(this.#ef, req.limit + (req.offset ?? 0)) },
-      }));
+      }),
+    );
     return res.points.map((p) => toItemHit(p, p.score, req.withVectors ?? false));
   }
 
@@ -160,9 +196,15 @@ export class QdrantStore implements VectorStore {
     if (filter === null) return [];
     const res = await this.#call(`searching segments by ${req.using}`, () =>
       this.#client.query(this.#alias('segments'), {
-        query: Array.from(req.vector), using: req.using, filter, limit: req.limit, offset: req.offset ?? 0,
-        with_payload: true, params: { hnsw_ef: Math.max(this.#ef, req.limit + (req.offset ?? 0)) },
-      }));
+        query: Array.from(req.vector),
+        using: req.using,
+        filter,
+        limit: req.limit,
+        offset: req.offset ?? 0,
+        with_payload: true,
+        params: { hnsw_ef: Math.max(this.#ef, req.limit + (req.offset ?? 0)) },
+      }),
+    );
     return res.points.map((p) => {
       const payload = p.payload as unknown as SegmentPayload;
       return { videoId: payload.videoId, score: p.score, payload: pickSegment(payload) };
@@ -171,7 +213,8 @@ export class QdrantStore implements VectorStore {
 
   async countItems(filter?: ItemFilter): Promise<number> {
     const res = await this.#call('counting items', () =>
-      this.#client.count(this.#alias('items'), { filter: itemFilter(filter), exact: true }));
+      this.#client.count(this.#alias('items'), { filter: itemFilter(filter), exact: true }),
+    );
     return res.count;
   }
 
@@ -188,7 +231,8 @@ export class QdrantStore implements VectorStore {
 
   async getUser(userId: string): Promise<UserPoint | null> {
     const [rec] = await this.#call(`reading user ${userId}`, () =>
-      this.#client.retrieve(this.#alias('users'), { ids: [userPointId(userId)], with_payload: true, with_vector: true }));
+      this.#client.retrieve(this.#alias('users'), { ids: [userPointId(userId)], with_payload: true, with_vector: true }),
+    );
     if (!rec) return null;
     const p = rec.payload as { userId: string; updatedAt: number; events: number; generation: string };
     const v = (rec.vector as Record<string, number[]>).behaviour ?? [];
@@ -208,7 +252,8 @@ export class QdrantStore implements VectorStore {
   async dropAll(): Promise<void> {
     if (!this.#prefix) throw new AppError('INTERNAL', 'dropAll needs a prefix: refusing to drop every collection');
     const { aliases } = await this.#call('listing aliases', () => this.#client.getAliases());
-    const actions = aliases.filter((a) => a.alias_name.startsWith(this.#prefix))
+    const actions = aliases
+      .filter((a) => a.alias_name.startsWith(this.#prefix))
       .map((a) => ({ delete_alias: { alias_name: a.alias_name } }));
     if (actions.length) await this.#call('dropping aliases', () => this.#client.updateCollectionAliases({ actions }));
     const { collections } = await this.#call('listing collections', () => this.#client.getCollections());
@@ -232,7 +277,8 @@ export class QdrantStore implements VectorStore {
     const { exists } = await this.#call(`checking ${name}`, () => this.#client.collectionExists(name));
     if (exists) {
       const dim = await this.#collectionDim(name, kind);
-      if (dim !== gen.dim) throw new AppError('GENERATION_MISMATCH', `collection ${name} holds ${dim}-dimensional vectors, expected ${gen.dim}`);
+      if (dim !== gen.dim)
+        throw new AppError('GENERATION_MISMATCH', `collection ${name} holds ${dim}-dimensional vectors, expected ${gen.dim}`);
       return;
     }
     const names = kind === 'items' ? ITEM_VECTORS : kind === 'segments' ? SEGMENT_VECTORS : (['behaviour'] as const);
@@ -240,7 +286,8 @@ export class QdrantStore implements VectorStore {
     await this.#call(`creating ${name}`, () => this.#client.createCollection(name, { vectors }));
     for (const [field_name, field_schema] of PAYLOAD_INDEXES[kind]) {
       await this.#call(`indexing ${name}.${field_name}`, () =>
-        this.#client.createPayloadIndex(name, { field_name, field_schema, wait: true }));
+        this.#client.createPayloadIndex(name, { field_name, field_schema, wait: true }),
+      );
     }
   }
 
@@ -282,7 +329,8 @@ export class QdrantStore implements VectorStore {
     let offset: string | number | undefined;
     do {
       const page = await this.#call('resolving the segment filter', () =>
-        this.#client.scroll(this.#alias('items'), { filter: items, limit: 1000, offset, with_payload: ['videoId'], with_vector: false }));
+        this.#client.scroll(this.#alias('items'), { filter: items, limit: 1000, offset, with_payload: ['videoId'], with_vector: false }),
+      );
       for (const p of page.points) ids.push(String((p.payload as { videoId: string }).videoId));
       offset = (page.next_page_offset ?? undefined) as string | number | undefined;
     } while (offset !== undefined);
@@ -294,9 +342,12 @@ export class QdrantStore implements VectorStore {
   #checkQuery(req: SearchRequest, allowed: readonly string[]): void {
     if (!allowed.includes(req.using)) throw new AppError('INVALID_FIELD', `cannot search by ${req.using}`, { field: 'using' });
     if (req.vector.length !== this.#readDim) {
-      throw new AppError('VECTOR_DIMENSION', `query has ${req.vector.length} dimensions, the collection has ${this.#readDim}`, { field: 'vector' });
+      throw new AppError('VECTOR_DIMENSION', `query has ${req.vector.length} dimensions, the collection has ${this.#readDim}`, {
+        field: 'vector',
+      });
     }
-    if (!Number.isInteger(req.limit) || req.limit < 1) throw new AppError('INVALID_FIELD', 'limit must be a positive integer', { field: 'limit' });
+    if (!Number.isInteger(req.limit) || req.limit < 1)
+      throw new AppError('INVALID_FIELD', 'limit must be a positive integer', { field: 'limit' });
   }
 
   /** Network trouble and 5xx/429 are retryable (STORE_UNAVAILABLE); any other 4xx is our bug. */
@@ -380,13 +431,23 @@ function namedVectors(vs: Partial<Record<string, Float32Array>>, dim: number): R
   return out;
 }
 
-interface QRecord { payload?: Record<string, unknown> | null | undefined; vector?: unknown }
+interface QRecord {
+  payload?: Record<string, unknown> | null | undefined;
+  vector?: unknown;
+}
 
 function toItemHit(rec: QRecord, score: number, withVectors: boolean): ItemHit {
   const p = (rec.payload ?? {}) as unknown as ItemPayload;
   const payload: ItemPayload = {
-    videoId: p.videoId, title: p.title, description: p.description, tags: p.tags ?? [], durationS: p.durationS,
-    uploadedAt: p.uploadedAt, modalities: p.modalities ?? [], generation: p.generation, sha256: p.sha256,
+    videoId: p.videoId,
+    title: p.title,
+    description: p.description,
+    tags: p.tags ?? [],
+    durationS: p.durationS,
+    uploadedAt: p.uploadedAt,
+    modalities: p.modalities ?? [],
+    generation: p.generation,
+    sha256: p.sha256,
   };
   if (p.externalId != null) payload.externalId = p.externalId;
   const hit: ItemHit = { videoId: payload.videoId, score, payload };

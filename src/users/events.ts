@@ -54,24 +54,49 @@ export class EventLog {
     this.#keepPerUser = keepPerUser;
   }
 
-  seqKey(userId: string): string { return `${this.#prefix}:user:${userId}:seq`; }
-  skippedKey(userId: string): string { return `${this.#prefix}:user:${userId}:skipped`; }
-  get popularKey(): string { return `${this.#prefix}:popular`; }
-  get streamKey(): string { return `${this.#prefix}:events`; }
+  seqKey(userId: string): string {
+    return `${this.#prefix}:user:${userId}:seq`;
+  }
+  skippedKey(userId: string): string {
+    return `${this.#prefix}:user:${userId}:skipped`;
+  }
+  get popularKey(): string {
+    return `${this.#prefix}:popular`;
+  }
+  get streamKey(): string {
+    return `${this.#prefix}:events`;
+  }
 
   /** Appends events not seen before (by eventId); returns the users whose state changed. */
   async append(events: BehaviourEvent[]): Promise<{ accepted: number; duplicates: number; users: string[] }> {
     const pipe = this.#redis.pipeline();
     for (const e of events) {
-      pipe.eval(APPEND, 5, `${this.#prefix}:event:${e.eventId}`, this.streamKey, this.seqKey(e.userId), this.skippedKey(e.userId), this.popularKey,
-        DEDUPE_TTL_S, JSON.stringify(e), e.timestamp, e.videoId, engaged(e) ? '1' : '0', engaged(e) ? EVENT_WEIGHT[e.type] : 0, this.#keepPerUser);
+      pipe.eval(
+        APPEND,
+        5,
+        `${this.#prefix}:event:${e.eventId}`,
+        this.streamKey,
+        this.seqKey(e.userId),
+        this.skippedKey(e.userId),
+        this.popularKey,
+        DEDUPE_TTL_S,
+        JSON.stringify(e),
+        e.timestamp,
+        e.videoId,
+        engaged(e) ? '1' : '0',
+        engaged(e) ? EVENT_WEIGHT[e.type] : 0,
+        this.#keepPerUser,
+      );
     }
     const res = (await pipe.exec()) ?? [];
     const users = new Set<string>();
     let accepted = 0;
     res.forEach(([err, v], i) => {
       if (err) throw err;
-      if (v === 1) { accepted++; users.add(events[i]!.userId); }
+      if (v === 1) {
+        accepted++;
+        users.add(events[i]!.userId);
+      }
     });
     return { accepted, duplicates: events.length - accepted, users: [...users] };
   }
@@ -86,7 +111,10 @@ export class EventLog {
 
   /** Everything the user has engaged with or skipped: excluded from their recommendations. */
   async seen(userId: string): Promise<string[]> {
-    const [engagedIds, skipped] = await Promise.all([this.#redis.zrange(this.seqKey(userId), '0', '-1'), this.#redis.smembers(this.skippedKey(userId))]);
+    const [engagedIds, skipped] = await Promise.all([
+      this.#redis.zrange(this.seqKey(userId), '0', '-1'),
+      this.#redis.smembers(this.skippedKey(userId)),
+    ]);
     return [...new Set([...engagedIds, ...skipped])];
   }
 

@@ -45,7 +45,11 @@ export function jobIdFor(sha256: string, generation: string): string {
   return `ingest-${sha256}-${generation}`;
 }
 
-export async function admitVideo(deps: VideoServiceDeps, stored: { path: string; sha256: string; sizeBytes: number }, fields: VideoFields): Promise<Admitted> {
+export async function admitVideo(
+  deps: VideoServiceDeps,
+  stored: { path: string; sha256: string; sizeBytes: number },
+  fields: VideoFields,
+): Promise<Admitted> {
   const { catalog, ingestQueue, generation } = deps;
   const videoId = videoIdFor(stored.sha256);
   const jobId = jobIdFor(stored.sha256, generation);
@@ -62,8 +66,16 @@ export async function admitVideo(deps: VideoServiceDeps, stored: { path: string;
     throw err;
   }
   const rec: VideoRecord = {
-    videoId, ...fields, sha256: stored.sha256, sizeBytes: stored.sizeBytes, uploadPath: stored.path,
-    status: 'queued', jobId, generation, modalities: [], uploadedAt: existing?.uploadedAt ?? Date.now(),
+    videoId,
+    ...fields,
+    sha256: stored.sha256,
+    sizeBytes: stored.sizeBytes,
+    uploadPath: stored.path,
+    status: 'queued',
+    jobId,
+    generation,
+    modalities: [],
+    uploadedAt: existing?.uploadedAt ?? Date.now(),
   };
   await catalog.put(rec);
   const old = await ingestQueue.getJob(jobId);

@@ -23,9 +23,16 @@ before(async () => {
   await svc.app.listen({ host: '127.0.0.1', port: 0 });
   const addr = svc.app.server.address();
   base = `http://127.0.0.1:${typeof addr === 'object' && addr ? addr.port : 0}`;
-  worker = spawn(process.execPath, [path.join(ROOT, 'src/cli/main.ts'), 'worker'], { env: { ...process.env, ...svc.env, LOG_LEVEL: 'info' }, stdio: ['ignore', 'pipe', 'pipe'] });
-  worker.stdout!.on('data', (d: Buffer) => { workerLog += d.toString(); });
-  worker.stderr!.on('data', (d: Buffer) => { workerLog += d.toString(); });
+  worker = spawn(process.execPath, [path.join(ROOT, 'src/cli/main.ts'), 'worker'], {
+    env: { ...process.env, ...svc.env, LOG_LEVEL: 'info' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  worker.stdout!.on('data', (d: Buffer) => {
+    workerLog += d.toString();
+  });
+  worker.stderr!.on('data', (d: Buffer) => {
+    workerLog += d.toString();
+  });
 });
 
 after(async () => {

@@ -59,7 +59,10 @@ test(`a caption describing one clip finds it in the top 5 among ${N_CLIPS} clips
   assert.ok(top5 / clips.length >= 0.5, `only ${top5}/${clips.length} captions found their clip in the top 5`);
   // And a specific one, as a person would use the search box:
   const hits = await search({ text: clips[3]!.caption, limit: 5 });
-  assert.ok(hits.some((h) => h.videoId === clips[3]!.videoId), `caption "${clips[3]!.caption}" missed its clip`);
+  assert.ok(
+    hits.some((h) => h.videoId === clips[3]!.videoId),
+    `caption "${clips[3]!.caption}" missed its clip`,
+  );
 });
 
 test('a re-encoded copy (other resolution and bitrate) is the first video → video hit of the original', async (t) => {
@@ -69,7 +72,12 @@ test('a re-encoded copy (other resolution and bitrate) is the first video → vi
   const copyId = await ingest(copy, { title: 'a copy' });
   const r = await svc.app.inject(`/v1/videos/${original.videoId}/similar?limit=5`);
   assert.equal(r.statusCode, 200, r.body);
-  t.diagnostic(`similar scores: ${r.json().hits.map((h: { videoId: string; score: number }) => `${h.videoId === copyId ? 'COPY' : 'other'} ${h.score.toFixed(3)}`).join(', ')}`);
+  t.diagnostic(
+    `similar scores: ${r
+      .json()
+      .hits.map((h: { videoId: string; score: number }) => `${h.videoId === copyId ? 'COPY' : 'other'} ${h.score.toFixed(3)}`)
+      .join(', ')}`,
+  );
   assert.equal(r.json().hits[0].videoId, copyId);
   // collapseDuplicates drops it
   const collapsed = await svc.app.inject(`/v1/videos/${original.videoId}/similar?limit=5&collapseDuplicates=true`);
@@ -77,7 +85,17 @@ test('a re-encoded copy (other resolution and bitrate) is the first video → vi
 });
 
 test('modality "audio" ranks a clip with the same sound above a clip with the same picture', async () => {
-  const base = { shape: 'star', colour: 'yellow', size: 'large', motion: 'left', background: 'grey', waveform: 'square', pitch: 'low', rhythm: 'beeping', noise: 'none' };
+  const base = {
+    shape: 'star',
+    colour: 'yellow',
+    size: 'large',
+    motion: 'left',
+    background: 'grey',
+    waveform: 'square',
+    pitch: 'low',
+    rhythm: 'beeping',
+    noise: 'none',
+  };
   const sets = (o: Record<string, string>) => Object.entries(o).flatMap(([k, v]) => ['--set', `${k}=${v}`]);
   const mk = async (name: string, o: Record<string, string>, seed: number) => {
     const f = path.join(svc.config.dataDir, `${name}.mp4`);
@@ -85,20 +103,47 @@ test('modality "audio" ranks a clip with the same sound above a clip with the sa
     return ingest(f, { title: name });
   };
   const anchor = await mk('anchor', base, 1);
-  const sameSound = await mk('same-sound', { ...base, shape: 'ring', colour: 'blue', size: 'small', motion: 'up', background: 'checkerboard' }, 2);
+  const sameSound = await mk(
+    'same-sound',
+    { ...base, shape: 'ring', colour: 'blue', size: 'small', motion: 'up', background: 'checkerboard' },
+    2,
+  );
   const samePicture = await mk('same-picture', { ...base, waveform: 'sine', pitch: 'high', rhythm: 'rising', noise: 'white' }, 3);
   const rank = (hits: Array<{ videoId: string }>, id: string) => hits.findIndex((h) => h.videoId === id);
   const audio = await search({ videoId: anchor, modality: 'audio', limit: 60 });
-  assert.ok(rank(audio, sameSound) >= 0 && rank(audio, sameSound) < rank(audio, samePicture),
-    `audio: same sound at ${rank(audio, sameSound)}, same picture at ${rank(audio, samePicture)}`);
+  assert.ok(
+    rank(audio, sameSound) >= 0 && rank(audio, sameSound) < rank(audio, samePicture),
+    `audio: same sound at ${rank(audio, sameSound)}, same picture at ${rank(audio, samePicture)}`,
+  );
   const video = await search({ videoId: anchor, modality: 'video', limit: 60 });
-  assert.ok(rank(video, samePicture) < rank(video, sameSound), `video: same picture at ${rank(video, samePicture)}, same sound at ${rank(video, sameSound)}`);
+  assert.ok(
+    rank(video, samePicture) < rank(video, sameSound),
+    `video: same picture at ${rank(video, samePicture)}, same sound at ${rank(video, sameSound)}`,
+  );
 });
 
 test('moments: a query describing the second scene of a spliced clip returns a range covering the second half', async () => {
   const f = path.join(svc.config.dataDir, 'spliced.mp4');
-  const info = await corpusClip(f, ['--seed', '21', '--set', 'shape=circle', '--set', 'colour=red', '--set', 'background=black', '--set', 'motion=still',
-    '--scene-seed', '22', '--scene-seconds', '4', '--seconds', '8', '--size', '160x160']);
+  const info = await corpusClip(f, [
+    '--seed',
+    '21',
+    '--set',
+    'shape=circle',
+    '--set',
+    'colour=red',
+    '--set',
+    'background=black',
+    '--set',
+    'motion=still',
+    '--scene-seed',
+    '22',
+    '--scene-seconds',
+    '4',
+    '--seconds',
+    '8',
+    '--size',
+    '160x160',
+  ]);
   const scenes = info.scenes as Array<{ start: number; end: number; caption: string }>;
   assert.equal(scenes.length, 2);
   const videoId = await ingest(f, { title: 'spliced' });
@@ -106,9 +151,14 @@ test('moments: a query describing the second scene of a spliced clip returns a r
   const hit = hits.find((h) => h.videoId === videoId);
   assert.ok(hit, 'the spliced clip is among the moment hits');
   const best = hit.moments[0] as { startS: number; endS: number };
-  assert.ok(best.startS >= scenes[1]!.start - 1e-6 && best.startS < scenes[1]!.end, `best moment ${JSON.stringify(best)} starts in the second scene ${JSON.stringify(scenes[1])}`);
-  assert.ok(hit.moments.some((m: { startS: number; endS: number }) => m.startS <= scenes[1]!.start + 2 && m.endS >= scenes[1]!.end - 0.5),
-    `no moment covers the second half: ${JSON.stringify(hit.moments)}`);
+  assert.ok(
+    best.startS >= scenes[1]!.start - 1e-6 && best.startS < scenes[1]!.end,
+    `best moment ${JSON.stringify(best)} starts in the second scene ${JSON.stringify(scenes[1])}`,
+  );
+  assert.ok(
+    hit.moments.some((m: { startS: number; endS: number }) => m.startS <= scenes[1]!.start + 2 && m.endS >= scenes[1]!.end - 0.5),
+    `no moment covers the second half: ${JSON.stringify(hit.moments)}`,
+  );
 });
 
 test('every filter is honoured', async () => {
@@ -117,7 +167,8 @@ test('every filter is honoured', async () => {
   assert.ok(all.length >= N_CLIPS);
   for (const h of await search({ ...q, filter: { tags: { any: ['fifth'] } } })) assert.ok(h.tags.includes('fifth'));
   assert.equal((await search({ ...q, filter: { tags: { any: ['fifth'] } } })).length, N_CLIPS / 5);
-  for (const h of await search({ ...q, filter: { tags: { all: ['even', 'fifth'] } } })) assert.ok(h.tags.includes('even') && h.tags.includes('fifth'));
+  for (const h of await search({ ...q, filter: { tags: { all: ['even', 'fifth'] } } }))
+    assert.ok(h.tags.includes('even') && h.tags.includes('fifth'));
   assert.equal((await search({ ...q, filter: { tags: { all: ['even', 'fifth'] } } })).length, N_CLIPS / 10);
   const short = await search({ ...q, filter: { durationS: { max: 5 } } });
   assert.ok(short.length > 0 && short.every((h) => h.durationS <= 5));
@@ -139,7 +190,10 @@ test('every filter is honoured', async () => {
   assert.ok((await search({ ...q, moments: true, filter: { modalities: ['text'] } })).length > 0);
   assert.ok(!(await search({ ...q, moments: true, exclude: [all[0]!.videoId] })).some((h) => h.videoId === all[0]!.videoId));
   const page2 = await search({ ...q, limit: 5, offset: 5 });
-  assert.deepEqual(page2.map((h) => h.videoId), all.slice(5, 10).map((h) => h.videoId));
+  assert.deepEqual(
+    page2.map((h) => h.videoId),
+    all.slice(5, 10).map((h) => h.videoId),
+  );
 });
 
 test('diversity 1 returns no two near-duplicates when distinct items exist', async () => {

@@ -43,8 +43,19 @@ test('posted events update the user vector within seconds; recommendations exclu
     return;
   }
   const t0 = Date.now() - 60_000;
-  const ev = (i: number, videoId: string, type: string, ts: number) => ({ eventId: `ev-${i}`, userId: 'alice', videoId, type, timestamp: new Date(ts).toISOString(), completion: 0.9 });
-  const r1 = await svc.app.inject({ method: 'POST', url: '/v1/events', payload: { events: [ev(1, ids[0]!, 'view', t0), ev(2, ids[1]!, 'like', t0 + 1000)] } });
+  const ev = (i: number, videoId: string, type: string, ts: number) => ({
+    eventId: `ev-${i}`,
+    userId: 'alice',
+    videoId,
+    type,
+    timestamp: new Date(ts).toISOString(),
+    completion: 0.9,
+  });
+  const r1 = await svc.app.inject({
+    method: 'POST',
+    url: '/v1/events',
+    payload: { events: [ev(1, ids[0]!, 'view', t0), ev(2, ids[1]!, 'like', t0 + 1000)] },
+  });
   assert.equal(r1.statusCode, 202);
   const posted = Date.now();
   const u1 = await waitUser('alice', t0 + 1000);
@@ -62,11 +73,18 @@ test('posted events update the user vector within seconds; recommendations exclu
   assert.equal(recIds.length, ids.length - 2, 'every unseen item, all cold, is a candidate');
 
   // New events move the vector.
-  const r2 = await svc.app.inject({ method: 'POST', url: '/v1/events', payload: { events: [ev(3, ids[2]!, 'share', t0 + 2000), ev(4, ids[3]!, 'skip', t0 + 3000)] } });
+  const r2 = await svc.app.inject({
+    method: 'POST',
+    url: '/v1/events',
+    payload: { events: [ev(3, ids[2]!, 'share', t0 + 2000), ev(4, ids[3]!, 'skip', t0 + 3000)] },
+  });
   assert.deepEqual(r2.json(), { accepted: 2, duplicates: 0 });
   const u2 = await waitUser('alice', t0 + 2000);
   assert.equal(u2.events, 3, 'the skip is not an engaged item');
-  assert.ok(u2.vector.some((x, i) => Math.abs(x - u1.vector[i]!) > 1e-6), 'the vector changed');
+  assert.ok(
+    u2.vector.some((x, i) => Math.abs(x - u1.vector[i]!) > 1e-6),
+    'the vector changed',
+  );
   const rec2 = (await svc.app.inject('/v1/users/alice/recommendations?limit=10')).json();
   const rec2Ids = rec2.hits.map((h: { videoId: string }) => h.videoId);
   assert.ok(!rec2Ids.includes(ids[3]), 'skipped items are excluded');
@@ -74,15 +92,24 @@ test('posted events update the user vector within seconds; recommendations exclu
 });
 
 test('a user with no history gets popular-and-fresh items, most engaged first', async () => {
-  await svc.app.inject({ method: 'POST', url: '/v1/events', payload: { events: [
-    { eventId: 'p1', userId: 'bob', videoId: ids[5]!, type: 'share', timestamp: new Date().toISOString() },
-    { eventId: 'p2', userId: 'carol', videoId: ids[5]!, type: 'like', timestamp: new Date().toISOString() },
-  ] } });
+  await svc.app.inject({
+    method: 'POST',
+    url: '/v1/events',
+    payload: {
+      events: [
+        { eventId: 'p1', userId: 'bob', videoId: ids[5]!, type: 'share', timestamp: new Date().toISOString() },
+        { eventId: 'p2', userId: 'carol', videoId: ids[5]!, type: 'like', timestamp: new Date().toISOString() },
+      ],
+    },
+  });
   const r = (await svc.app.inject('/v1/users/newcomer/recommendations?limit=4')).json();
   assert.equal(r.source, 'popular-fresh');
   assert.equal(r.hits[0].videoId, ids[5], 'the most engaged item comes first');
   // Popular and fresh alternate: the newest item not already taken (ids[4]; ids[5] is first) is in the top 3,
   // whatever the other tests' events did to popularity.
-  assert.ok(r.hits.slice(0, 3).some((h: { videoId: string }) => h.videoId === ids[4]), 'the newest other item is near the top');
+  assert.ok(
+    r.hits.slice(0, 3).some((h: { videoId: string }) => h.videoId === ids[4]),
+    'the newest other item is near the top',
+  );
   assert.equal(new Set(r.hits.map((h: { videoId: string }) => h.videoId)).size, r.hits.length, 'no repeats');
 });

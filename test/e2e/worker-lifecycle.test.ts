@@ -25,15 +25,22 @@ after(async () => {
 });
 
 async function stopAll(): Promise<void> {
-  await Promise.all(children.filter((c) => c.exitCode === null && c.signalCode === null).map((c) => {
-    const exited = new Promise((r) => c.once('exit', r));
-    c.kill('SIGTERM');
-    return exited;
-  }));
+  await Promise.all(
+    children
+      .filter((c) => c.exitCode === null && c.signalCode === null)
+      .map((c) => {
+        const exited = new Promise((r) => c.once('exit', r));
+        c.kill('SIGTERM');
+        return exited;
+      }),
+  );
 }
 
 function startWorker(): ChildProcess {
-  const c = spawn(process.execPath, [path.join(ROOT, 'src/cli/main.ts'), 'worker'], { env: { ...process.env, ...svc.env }, stdio: 'ignore' });
+  const c = spawn(process.execPath, [path.join(ROOT, 'src/cli/main.ts'), 'worker'], {
+    env: { ...process.env, ...svc.env },
+    stdio: 'ignore',
+  });
   children.push(c);
   return c;
 }

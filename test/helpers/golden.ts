@@ -27,12 +27,7 @@ export async function readArray(dir: string, a: GoldenArray): Promise<Float32Arr
   const bytes = new Uint8Array(buf.length);
   bytes.set(buf);
   const n = a.shape.reduce((x, y) => x * y, 1);
-  const out =
-    a.dtype === 'int64'
-      ? new BigInt64Array(bytes.buffer)
-      : a.dtype === 'uint8'
-        ? bytes
-        : new Float32Array(bytes.buffer);
+  const out = a.dtype === 'int64' ? new BigInt64Array(bytes.buffer) : a.dtype === 'uint8' ? bytes : new Float32Array(bytes.buffer);
   if (out.length !== n) throw new Error(`${a.file} holds ${out.length} values, shape [${a.shape}] needs ${n}`);
   return out;
 }

@@ -63,17 +63,28 @@ export async function dropPrefix(redisUrl: string, prefix: string): Promise<void
   }
 }
 
-export async function startTestService(opts: { workers?: boolean; env?: Record<string, string>; stalledIntervalMs?: number } = {}): Promise<TestService> {
+export async function startTestService(
+  opts: { workers?: boolean; env?: Record<string, string>; stalledIntervalMs?: number } = {},
+): Promise<TestService> {
   const env = await testEnv(opts.env);
   const config = loadConfig(env);
   const rt = await createRuntime({ config, log: createLogger(config.logLevel), role: 'test', buildIndexes: opts.workers ?? false });
   const app = await buildApp(rt);
   const workers = opts.workers
-    ? startWorkers(config, rt.redis, { ingest: makeIngestProcessor(rt), 'user-vector': makeUserVectorProcessor(rt) }, rt.log,
-      opts.stalledIntervalMs ? { stalledIntervalMs: opts.stalledIntervalMs, lockMs: 1000 } : {})
+    ? startWorkers(
+        config,
+        rt.redis,
+        { ingest: makeIngestProcessor(rt), 'user-vector': makeUserVectorProcessor(rt) },
+        rt.log,
+        opts.stalledIntervalMs ? { stalledIntervalMs: opts.stalledIntervalMs, lockMs: 1000 } : {},
+      )
     : null;
   return {
-    config, env, rt, app, workers,
+    config,
+    env,
+    rt,
+    app,
+    workers,
     close: async () => {
       await workers?.close();
       await app.close();

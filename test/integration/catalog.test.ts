@@ -15,8 +15,18 @@ after(async () => {
 });
 
 const rec = (videoId: string): VideoRecord => ({
-  videoId, title: 't', description: '', tags: [], sha256: 'x', sizeBytes: 1, uploadPath: '/nowhere', status: 'processing',
-  jobId: 'j', generation: 'g', modalities: [], uploadedAt: 1,
+  videoId,
+  title: 't',
+  description: '',
+  tags: [],
+  sha256: 'x',
+  sizeBytes: 1,
+  uploadPath: '/nowhere',
+  status: 'processing',
+  jobId: 'j',
+  generation: 'g',
+  modalities: [],
+  uploadedAt: 1,
 });
 
 test('update patches an existing record and does nothing for a missing one', async () => {

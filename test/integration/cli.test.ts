@@ -23,7 +23,10 @@ after(async () => {
 
 async function montage(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
-    const r = await run(process.execPath, [path.join(ROOT, 'src/cli/main.ts'), ...args], { env: { ...process.env, ...env }, timeout: 300_000 });
+    const r = await run(process.execPath, [path.join(ROOT, 'src/cli/main.ts'), ...args], {
+      env: { ...process.env, ...env },
+      timeout: 300_000,
+    });
     return { code: 0, ...r };
   } catch (err) {
     const e = err as { code: number; stdout: string; stderr: string };

@@ -252,7 +252,11 @@ describe('retrieval through the real ONNX files', { skip: retrievalSkip }, () =>
 // ---- real photographs through imageToSegment ------------------------------------------------
 
 const PHOTO_DIR = '/usr/share/darknet/data';
-const photos = existsSync(PHOTO_DIR) ? readdirSync(PHOTO_DIR).filter((f) => f.endsWith('.jpg')).sort() : [];
+const photos = existsSync(PHOTO_DIR)
+  ? readdirSync(PHOTO_DIR)
+      .filter((f) => f.endsWith('.jpg'))
+      .sort()
+  : [];
 const photoSkip = skip || (photos.length >= 3 ? false : `no sample photographs in ${PHOTO_DIR} (apt-get install darknet)`);
 
 /** The variants the trainer's photo evaluation uses: two crops, a mirror, two JPEG recompressions. */
@@ -283,7 +287,8 @@ describe('real photographs as still-image queries', { skip: photoSkip }, () => {
       for (const [i, name] of photos.entries()) {
         const bytes = await readFile(join(PHOTO_DIR, name));
         originals.push(bytes);
-        for (const [kind, v] of Object.entries(await variants(bytes))) queries.push({ owner: i, kind, seg: await imageToSegment(v, video) });
+        for (const [kind, v] of Object.entries(await variants(bytes)))
+          queries.push({ owner: i, kind, seg: await imageToSegment(v, video) });
       }
       const gallery = await enc.encodeImages(originals);
       const q = await enc.encodeFrames(queries.map((x) => x.seg));

@@ -10,16 +10,30 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { isAppError, type ErrorCode } from '../../src/errors/index.ts';
 import {
-  DEFAULT_MEDIA_LIMITS, extractAudio, extractFrames, ffmpegFloor, iterateSegments, posterFrame, probe, segmentAudio,
-  type FrameOptions, type MediaLimits,
+  DEFAULT_MEDIA_LIMITS,
+  extractAudio,
+  extractFrames,
+  ffmpegFloor,
+  iterateSegments,
+  posterFrame,
+  probe,
+  segmentAudio,
+  type FrameOptions,
+  type MediaLimits,
 } from '../../src/media/index.ts';
 
 let dir = '';
 const clip = (name: string) => path.join(dir, name);
 const ff = (...args: string[]) => execFileSync('ffmpeg', ['-v', 'error', '-y', ...args]);
 const x264 = ['-c:v', 'libx264', '-preset', 'ultrafast'];
-const frameOpts = (durationS: number, o: Partial<FrameOptions> = {}): FrameOptions =>
-  ({ segmentSeconds: 2, framesPerSegment: 4, size: 32, resize: 'fill', durationS, ...o });
+const frameOpts = (durationS: number, o: Partial<FrameOptions> = {}): FrameOptions => ({
+  segmentSeconds: 2,
+  framesPerSegment: 4,
+  size: 32,
+  resize: 'fill',
+  durationS,
+  ...o,
+});
 const limits = (o: Partial<MediaLimits>): MediaLimits => ({ ...DEFAULT_MEDIA_LIMITS, ...o });
 
 async function refused(p: Promise<unknown>, code: ErrorCode, what?: RegExp): Promise<void> {
@@ -31,21 +45,34 @@ async function refused(p: Promise<unknown>, code: ErrorCode, what?: RegExp): Pro
   });
 }
 
-before(() => mkdtemp(path.join(tmpdir(), 'montage-media-')).then((d) => {
-  dir = d;
-  const src = (size: string, rate: number, d: number) => ['-f', 'lavfi', '-i', `testsrc2=s=${size}:r=${rate}:d=${d}`];
-  const sine = (d: number) => ['-f', 'lavfi', '-i', `sine=frequency=1000:sample_rate=44100:d=${d}`];
-  ff(...src('320x240', 25, 5), ...sine(5), ...x264, '-pix_fmt', 'yuv420p', '-c:a', 'aac', '-shortest', clip('good.mp4'));
-  ff(...src('160x120', 25, 3), ...x264, '-pix_fmt', 'yuv420p', clip('silent.mp4'));
-  ff(...src('160x120', 25, 0.6), ...sine(0.6), ...x264, '-pix_fmt', 'yuv420p', '-c:a', 'aac', '-shortest', clip('short.mp4'));
-  ff(...src('90x400', 10, 1.5), ...x264, '-pix_fmt', 'yuv420p', clip('tall.mp4'));
-  // Cropped in 4:4:4 because 4:2:0 cannot hold a 1-pixel-wide picture.
-  ff(...src('64x64', 10, 1), '-vf', 'format=yuv444p,crop=1:64', ...x264, '-pix_fmt', 'yuv444p', clip('onepx.mp4'));
-  // Frame N is a flat grey of level 10*N (lossless), so a sampled frame tells which N it was.
-  ff('-f', 'lavfi', '-i', "nullsrc=s=16x16:r=10:d=2.5,format=gray,geq=lum='N*10'", ...x264, '-qp', '0', '-pix_fmt', 'yuv420p', clip('ramp.mp4'));
-  ff(...src('64x48', 10, 1), '-frames:v', '1', clip('image.png'));
-  ff(...sine(2), '-c:a', 'aac', clip('audio-only.m4a'));
-}));
+before(() =>
+  mkdtemp(path.join(tmpdir(), 'montage-media-')).then((d) => {
+    dir = d;
+    const src = (size: string, rate: number, d: number) => ['-f', 'lavfi', '-i', `testsrc2=s=${size}:r=${rate}:d=${d}`];
+    const sine = (d: number) => ['-f', 'lavfi', '-i', `sine=frequency=1000:sample_rate=44100:d=${d}`];
+    ff(...src('320x240', 25, 5), ...sine(5), ...x264, '-pix_fmt', 'yuv420p', '-c:a', 'aac', '-shortest', clip('good.mp4'));
+    ff(...src('160x120', 25, 3), ...x264, '-pix_fmt', 'yuv420p', clip('silent.mp4'));
+    ff(...src('160x120', 25, 0.6), ...sine(0.6), ...x264, '-pix_fmt', 'yuv420p', '-c:a', 'aac', '-shortest', clip('short.mp4'));
+    ff(...src('90x400', 10, 1.5), ...x264, '-pix_fmt', 'yuv420p', clip('tall.mp4'));
+    // Cropped in 4:4:4 because 4:2:0 cannot hold a 1-pixel-wide picture.
+    ff(...src('64x64', 10, 1), '-vf', 'format=yuv444p,crop=1:64', ...x264, '-pix_fmt', 'yuv444p', clip('onepx.mp4'));
+    // Frame N is a flat grey of level 10*N (lossless), so a sampled frame tells which N it was.
+    ff(
+      '-f',
+      'lavfi',
+      '-i',
+      "nullsrc=s=16x16:r=10:d=2.5,format=gray,geq=lum='N*10'",
+      ...x264,
+      '-qp',
+      '0',
+      '-pix_fmt',
+      'yuv420p',
+      clip('ramp.mp4'),
+    );
+    ff(...src('64x48', 10, 1), '-frames:v', '1', clip('image.png'));
+    ff(...sine(2), '-c:a', 'aac', clip('audio-only.m4a'));
+  }),
+);
 after(() => rm(dir, { recursive: true, force: true }));
 
 describe('probe', () => {
@@ -98,7 +125,14 @@ describe('frames', () => {
   test('segments follow the duration and the frames move', async () => {
     const segs = await extractFrames(clip('good.mp4'), frameOpts(5), 'good');
     // 5 s at 2 samples/s: samples at 0.25..4.75 -> 10 frames -> 2 full segments and one of 2 + 2 repeats.
-    assert.deepEqual(segs.map((s) => [s.index, s.startS, s.endS, s.frames.length]), [[0, 0, 2, 4], [1, 2, 4, 4], [2, 4, 5, 4]]);
+    assert.deepEqual(
+      segs.map((s) => [s.index, s.startS, s.endS, s.frames.length]),
+      [
+        [0, 0, 2, 4],
+        [1, 2, 4, 4],
+        [2, 4, 5, 4],
+      ],
+    );
     for (const s of segs) for (const f of s.frames) assert.equal(f.length, 32 * 32 * 3);
     const last = segs[2]!.frames;
     assert.notDeepEqual(last[0], last[1]);
@@ -112,7 +146,13 @@ describe('frames', () => {
     const segs = await extractFrames(clip('ramp.mp4'), frameOpts(2.5, { size: 4 }), 'ramp');
     const frameIndex = (f: Uint8Array) => Math.round(f[0]! / 10);
     // 10 fps; samples at 0.25, 0.75, ... 2.25 s show frames 2, 7, 12, 17, 22; the rest repeats 22.
-    assert.deepEqual(segs.map((s) => s.frames.map(frameIndex)), [[2, 7, 12, 17], [22, 22, 22, 22]]);
+    assert.deepEqual(
+      segs.map((s) => s.frames.map(frameIndex)),
+      [
+        [2, 7, 12, 17],
+        [22, 22, 22, 22],
+      ],
+    );
   });
 
   test('a 0.6 s clip gives one segment', async () => {
@@ -133,7 +173,11 @@ describe('frames', () => {
         // contain pads the sides of a tall picture with black; fill and cover reach the edge.
         const leftMid = segs[0]!.frames[0]!.subarray(16 * 32 * 3, 16 * 32 * 3 + 3);
         if (resize === 'contain') assert.deepEqual([...leftMid], [0, 0, 0], `${name} contain`);
-        else assert.ok(leftMid.some((v) => v > 0), `${name} ${resize}`);
+        else
+          assert.ok(
+            leftMid.some((v) => v > 0),
+            `${name} ${resize}`,
+          );
       }
     }
   });
@@ -173,11 +217,17 @@ describe('audio', () => {
     const at = (hz: number) => goertzel(window, 16000, hz);
     assert.ok(at(1000) > 100 * at(500) && at(1000) > 100 * at(2000) && at(1000) > 100 * at(3100), 'a 1 kHz sine');
     const segs = segmentAudio(pcm, 16000, 2, 3);
-    assert.deepEqual(segs.map((s) => s.length), [32000, 32000, 32000]);
+    assert.deepEqual(
+      segs.map((s) => s.length),
+      [32000, 32000, 32000],
+    );
     assert.deepEqual(segs[0], pcm.subarray(0, 32000));
     const tail = pcm.length - 64000;
     assert.deepEqual(segs[2]!.subarray(0, tail), pcm.subarray(64000));
-    assert.ok(segs[2]!.subarray(tail).every((v) => v === 0), 'zero-padded past the end');
+    assert.ok(
+      segs[2]!.subarray(tail).every((v) => v === 0),
+      'zero-padded past the end',
+    );
   });
 
   test('extractAudio finds out by itself when not told whether there is audio', async () => {
@@ -188,7 +238,12 @@ describe('audio', () => {
 
 describe('poster and floor', () => {
   test('posters are JPEGs, also for odd shapes and past the end', async () => {
-    for (const [name, at] of [['good.mp4', 1], ['tall.mp4', 0.5], ['onepx.mp4', 0.5], ['silent.mp4', 99]] as const) {
+    for (const [name, at] of [
+      ['good.mp4', 1],
+      ['tall.mp4', 0.5],
+      ['onepx.mp4', 0.5],
+      ['silent.mp4', 99],
+    ] as const) {
       const out = clip(`${name}.jpg`);
       await posterFrame(clip(name), out, at, { label: name });
       const head = await readFile(out);

@@ -26,7 +26,10 @@ test('a tower opens lazily, runs a batch and returns copied rows', async () => {
   assert.equal(lines.length, 0, 'nothing opened before the first run');
   const rows = await tower.run({ content: { data: Float32Array.from([3, 4, 0, 0, 0, 0, 0, 2]), dims: [2, 4] } });
   assert.equal(tower.provider(), 'cpu');
-  assert.deepEqual(rows.map((r) => [...r]), [[0.6, 0.8, 0, 0].map(Math.fround), [0, 0, 0, 1]]);
+  assert.deepEqual(
+    rows.map((r) => [...r]),
+    [[0.6, 0.8, 0, 0].map(Math.fround), [0, 0, 0, 1]],
+  );
   assert.notEqual(rows[0]!.buffer, rows[1]!.buffer, 'each row owns its memory');
   assert.ok(lines.some((l) => l.msg === 'opened tower'));
   await tower.close();
@@ -74,9 +77,14 @@ test('a missing graph file is MODEL_INVALID', async () => {
 /** A generation of only stand-in user and behaviour towers (dim 4, max_items 3), from the fixtures. */
 async function userGeneration(dir: string): Promise<void> {
   const files: Record<string, string> = {};
-  for (const [from, to] of [['masked_mean.onnx', 'user.onnx'], ['l2norm.onnx', 'behaviour.onnx']] as const) {
+  for (const [from, to] of [
+    ['masked_mean.onnx', 'user.onnx'],
+    ['l2norm.onnx', 'behaviour.onnx'],
+  ] as const) {
     await copyFile(join(ROOT, 'test', 'fixtures', from), join(dir, to));
-    files[to] = createHash('sha256').update(await readFile(join(dir, to))).digest('hex');
+    files[to] = createHash('sha256')
+      .update(await readFile(join(dir, to)))
+      .digest('hex');
   }
   const out = { name: 'embedding', shape: ['batch', 4] };
   const f32 = (shape: (string | number)[]) => ({ shape, dtype: 'float32' });
@@ -90,7 +98,15 @@ async function userGeneration(dir: string): Promise<void> {
       behaviour: { file: 'behaviour.onnx', inputs: { content: f32(['batch', 4]) }, output: out },
     },
     preprocessing: {
-      video: { frame_size: 16, frames_per_segment: 1, segment_seconds: 1, mean: [0, 0, 0], std: [1, 1, 1], layout: 'NTCHW', resize: 'fill' },
+      video: {
+        frame_size: 16,
+        frames_per_segment: 1,
+        segment_seconds: 1,
+        mean: [0, 0, 0],
+        std: [1, 1, 1],
+        layout: 'NTCHW',
+        resize: 'fill',
+      },
       audio: { sample_rate: 16000, segment_seconds: 1, samples: 16000 },
       text: { max_length: 4, tokenizer: 'tokenizer.json' },
       user: { max_items: 3, time_gap_unit_seconds: 10 },
@@ -104,7 +120,11 @@ const unit = (v: number[]) => {
   const n = Math.hypot(...v);
   return v.map((x) => x / n);
 };
-const close = (got: Float32Array, want: number[]) => assert.ok(want.every((w, i) => Math.abs(got[i]! - w) < 1e-6), `${[...got]} != ${want}`);
+const close = (got: Float32Array, want: number[]) =>
+  assert.ok(
+    want.every((w, i) => Math.abs(got[i]! - w) < 1e-6),
+    `${[...got]} != ${want}`,
+  );
 
 test('encodeUsers packs histories (newest max_items, left-padded, age in units) and batches', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'montage-users-'));
@@ -120,7 +140,11 @@ test('encodeUsers packs histories (newest max_items, left-padded, age in units) 
     close(users[0]!, [1, 0, 0, 0]);
     close(users[1]!, unit([0, 4, 2, 1]));
     close(users[2]!, unit([0, 2, 2, 0]));
-    const behaviour = await enc.projectBehaviour([Float32Array.from([3, 0, 4, 0]), Float32Array.from([0, 2, 0, 0]), Float32Array.from([1, 1, 1, 1])]);
+    const behaviour = await enc.projectBehaviour([
+      Float32Array.from([3, 0, 4, 0]),
+      Float32Array.from([0, 2, 0, 0]),
+      Float32Array.from([1, 1, 1, 1]),
+    ]);
     close(behaviour[0]!, [0.6, 0, 0.8, 0]);
     close(behaviour[2]!, [0.5, 0.5, 0.5, 0.5]);
     await assert.rejects(enc.projectBehaviour([Float32Array.from([1, 2])]), { code: 'VECTOR_DIMENSION' });

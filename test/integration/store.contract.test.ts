@@ -22,7 +22,10 @@ interface Harness {
   make(): Store;
   cleanup(): Promise<void>;
 }
-interface Impl { name: string; harness(): Promise<Harness> }
+interface Impl {
+  name: string;
+  harness(): Promise<Harness>;
+}
 
 const DIM = 8;
 const GEN: StoreGeneration = { name: 'g1', dim: DIM };
@@ -66,9 +69,16 @@ function unit(seed: number, dim = DIM): Float32Array {
 
 function payload(videoId: string, over: Partial<ItemPayload> = {}): ItemPayload {
   return {
-    videoId, title: `title ${videoId}`, description: `about ${videoId}`, tags: [], durationS: 10,
-    uploadedAt: 1_700_000_000_000, modalities: ['video', 'audio', 'text'], generation: GEN.name,
-    sha256: 'ab'.repeat(32), ...over,
+    videoId,
+    title: `title ${videoId}`,
+    description: `about ${videoId}`,
+    tags: [],
+    durationS: 10,
+    uploadedAt: 1_700_000_000_000,
+    modalities: ['video', 'audio', 'text'],
+    generation: GEN.name,
+    sha256: 'ab'.repeat(32),
+    ...over,
   };
 }
 
@@ -155,14 +165,14 @@ for (const impl of impls) {
     });
 
     test('an item without a named vector is never returned when searching that vector', async () => {
-      await store.upsertItems([
-        item('with-audio', 1),
-        item('silent', 2, { modalities: ['video', 'text'] }),
-      ]);
+      await store.upsertItems([item('with-audio', 1), item('silent', 2, { modalities: ['video', 'text'] })]);
       const silent = await store.getItem('silent', true);
       assert.equal(silent?.vectors?.audio, undefined);
       const byAudio = await store.searchItems({ vector: unit(22), using: 'audio', limit: 10 });
-      assert.deepEqual(byAudio.map((h) => h.videoId), ['with-audio']);
+      assert.deepEqual(
+        byAudio.map((h) => h.videoId),
+        ['with-audio'],
+      );
       const byVideo = await store.searchItems({ vector: unit(22), using: 'video', limit: 10 });
       assert.equal(byVideo.length, 2);
     });
@@ -179,7 +189,10 @@ for (const impl of impls) {
         assert.ok(Math.abs(h.score - want) < 1e-4, `${h.videoId}: ${h.score} vs ${want}`);
       }
       const exact = exactTopK(flat(pts.map((p) => p.vectors.fused!)), DIM, normalize(q), 5).map((e) => `s${e.index}`);
-      assert.deepEqual(hits.slice(0, 5).map((h) => h.videoId), exact);
+      assert.deepEqual(
+        hits.slice(0, 5).map((h) => h.videoId),
+        exact,
+      );
     });
 
     test('withVectors returns the hit vectors', async () => {
@@ -244,7 +257,10 @@ for (const impl of impls) {
       assert.deepEqual(m1.map((s) => s.payload.index).sort(), [0, 1]);
       assert.ok(m1.every((s) => s.videoId === 'm1'));
       const notM1 = await store.searchSegments({ vector: target, using: 'fused', limit: 10, filter: { excludeVideoIds: ['m1'] } });
-      assert.deepEqual(notM1.map((s) => s.videoId), ['m2']);
+      assert.deepEqual(
+        notM1.map((s) => s.videoId),
+        ['m2'],
+      );
       assert.deepEqual(await store.searchSegments({ vector: target, using: 'fused', limit: 10, filter: { tagsAny: ['none'] } }), []);
       // modalities are the item's: segments carry only video/audio, yet a text filter keeps m1 (which has text).
       const withText = await store.searchSegments({ vector: target, using: 'fused', limit: 10, filter: { modalities: ['text'] } });
@@ -259,7 +275,10 @@ for (const impl of impls) {
       assert.equal(await store.getItem('d1'), null);
       assert.equal(await store.countItems(), 1);
       const segs = await store.searchSegments({ vector: unit(10), using: 'fused', limit: 10 });
-      assert.deepEqual(segs.map((s) => s.videoId), ['d2']);
+      assert.deepEqual(
+        segs.map((s) => s.videoId),
+        ['d2'],
+      );
       await store.deleteVideo('never-existed');
     });
 
@@ -336,11 +355,13 @@ describe('embedded store with an ANN index', () => {
     const n = 2000;
     const vecs = Array.from({ length: n }, (_, i) => synth.vector(i, new Float32Array(dim)));
     const pts: ItemPoint[] = vecs.map((v, i) => ({
-      payload: { ...payload(`a${i}`), tags: [i % 2 ? 'odd' : 'even'] }, vectors: { fused: v },
+      payload: { ...payload(`a${i}`), tags: [i % 2 ? 'odd' : 'even'] },
+      vectors: { fused: v },
     }));
     for (let i = 0; i < n; i += 500) await store.upsertItems(pts.slice(i, i + 500));
     const noFused = Array.from({ length: 5 }, (_, i) => ({
-      payload: { ...payload(`nf${i}`), tags: ['odd'], durationS: 99 }, vectors: { video: vecs[i]! },
+      payload: { ...payload(`nf${i}`), tags: ['odd'], durationS: 99 },
+      vectors: { video: vecs[i]! },
     }));
     await store.upsertItems(noFused);
     await store.ensureIndexes();
@@ -353,7 +374,11 @@ describe('embedded store with an ANN index', () => {
     for (let q = 0; q < 20; q++) {
       const query = synth.vector(q, new Float32Array(dim), 1);
       const hits = await store.searchItems({ vector: query, using: 'fused', limit: 10 });
-      recall += recallAt(hits.map((h) => h.videoId), exactTopK(matrix, dim, query, 10).map((e) => `a${e.index}`)) / 20;
+      recall +=
+        recallAt(
+          hits.map((h) => h.videoId),
+          exactTopK(matrix, dim, query, 10).map((e) => `a${e.index}`),
+        ) / 20;
       const odd = await store.searchItems({ vector: query, using: 'fused', limit: 10, filter: { tagsAny: ['odd'] } });
       assert.equal(odd.length, 10);
       assert.ok(odd.every((h) => h.payload.tags[0] === 'odd' && !h.videoId.startsWith('nf')));

@@ -19,8 +19,14 @@ test('weights are renormalised over the modalities present', () => {
 });
 
 test('bad weights are refused', () => {
-  assert.throws(() => renormalisedWeights(['video'], { video: -1, audio: 0, text: 0 }), (e) => isAppError(e) && e.code === 'CONFIG_INVALID');
-  assert.throws(() => renormalisedWeights(['audio'], { video: 1, audio: 0, text: 0 }), (e) => isAppError(e) && e.code === 'CONFIG_INVALID');
+  assert.throws(
+    () => renormalisedWeights(['video'], { video: -1, audio: 0, text: 0 }),
+    (e) => isAppError(e) && e.code === 'CONFIG_INVALID',
+  );
+  assert.throws(
+    () => renormalisedWeights(['audio'], { video: 1, audio: 0, text: 0 }),
+    (e) => isAppError(e) && e.code === 'CONFIG_INVALID',
+  );
   assert.throws(() => renormalisedWeights(['text'], { video: 1, audio: 1, text: Number.NaN }), /CONFIG|weight/);
 });
 
@@ -82,7 +88,13 @@ test('a text vector that is not unit norm is normalised; text alone is a valid i
 });
 
 test('nothing to fuse, or mixed dimensions, is an error', () => {
-  assert.throws(() => fuseVideo([{}], undefined), (err) => isAppError(err) && err.code === 'INTERNAL');
+  assert.throws(
+    () => fuseVideo([{}], undefined),
+    (err) => isAppError(err) && err.code === 'INTERNAL',
+  );
   assert.throws(() => fuseSegment({}), /no modality/);
-  assert.throws(() => fuseSegment({ video: e(0), audio: new Float32Array(4).fill(0.5) }), (err) => isAppError(err) && err.code === 'VECTOR_DIMENSION');
+  assert.throws(
+    () => fuseSegment({ video: e(0), audio: new Float32Array(4).fill(0.5) }),
+    (err) => isAppError(err) && err.code === 'VECTOR_DIMENSION',
+  );
 });

@@ -25,8 +25,16 @@ async function synthetic(dir: string): Promise<Record<string, any>> {
     version: '1.0.0',
     dim: 8,
     towers: {
-      video: { file: 'video.onnx', inputs: { frames: { shape: ['batch', 4, 3, 32, 32], dtype: 'float32' } }, output: { name: 'embedding', shape: ['batch', 8] } },
-      audio: { file: 'audio.onnx', inputs: { waveform: { shape: ['batch', 16000], dtype: 'float32' } }, output: { name: 'embedding', shape: ['batch', 8] } },
+      video: {
+        file: 'video.onnx',
+        inputs: { frames: { shape: ['batch', 4, 3, 32, 32], dtype: 'float32' } },
+        output: { name: 'embedding', shape: ['batch', 8] },
+      },
+      audio: {
+        file: 'audio.onnx',
+        inputs: { waveform: { shape: ['batch', 16000], dtype: 'float32' } },
+        output: { name: 'embedding', shape: ['batch', 8] },
+      },
       text: {
         file: 'text.onnx',
         inputs: { input_ids: { shape: ['batch', 6], dtype: 'int64' }, attention_mask: { shape: ['batch', 6], dtype: 'int64' } },
@@ -34,7 +42,15 @@ async function synthetic(dir: string): Promise<Record<string, any>> {
       },
     },
     preprocessing: {
-      video: { frame_size: 32, frames_per_segment: 4, segment_seconds: 2, mean: [0.5, 0.5, 0.5], std: [0.25, 0.25, 0.25], layout: 'NTCHW', resize: 'fill' },
+      video: {
+        frame_size: 32,
+        frames_per_segment: 4,
+        segment_seconds: 2,
+        mean: [0.5, 0.5, 0.5],
+        std: [0.25, 0.25, 0.25],
+        layout: 'NTCHW',
+        resize: 'fill',
+      },
       audio: { sample_rate: 16000, segment_seconds: 1, samples: 16000 },
       text: { max_length: 6, tokenizer: 'tokenizer.json' },
     },

@@ -14,8 +14,10 @@ test('planSegments: samples at (k+0.5)*step inside the video, at least one segme
 });
 
 test('frameFilter samples before resizing and writes an exact rate', () => {
-  assert.equal(frameFilter({ framesPerSegment: 4, segmentSeconds: 2, size: 64, resize: 'fill' }),
-    'setpts=PTS-STARTPTS,fps=fps=4/2,format=rgb24,scale=w=64:h=64:flags=bilinear');
+  assert.equal(
+    frameFilter({ framesPerSegment: 4, segmentSeconds: 2, size: 64, resize: 'fill' }),
+    'setpts=PTS-STARTPTS,fps=fps=4/2,format=rgb24,scale=w=64:h=64:flags=bilinear',
+  );
   assert.match(frameFilter({ framesPerSegment: 4, segmentSeconds: 1.5, size: 64, resize: 'cover' }), /fps=fps=4000\/1500,.*crop=/);
   assert.match(frameFilter({ framesPerSegment: 4, segmentSeconds: 2, size: 64, resize: 'contain' }), /pad=w=64:h=64/);
 });
@@ -23,8 +25,14 @@ test('frameFilter samples before resizing and writes an exact rate', () => {
 test('segmentAudio zero-pads and keeps windows aligned', () => {
   const pcm = Float32Array.from({ length: 25 }, (_, i) => i + 1);
   const segs = segmentAudio(pcm, 10, 1, 3);
-  assert.deepEqual(segs.map((s) => [...s]), [
-    [1, 2, 3, 4, 5, 6, 7, 8, 9, 10], [11, 12, 13, 14, 15, 16, 17, 18, 19, 20], [21, 22, 23, 24, 25, 0, 0, 0, 0, 0]]);
+  assert.deepEqual(
+    segs.map((s) => [...s]),
+    [
+      [1, 2, 3, 4, 5, 6, 7, 8, 9, 10],
+      [11, 12, 13, 14, 15, 16, 17, 18, 19, 20],
+      [21, 22, 23, 24, 25, 0, 0, 0, 0, 0],
+    ],
+  );
   assert.deepEqual([...segmentAudio(new Float32Array(0), 10, 1, 1)[0]!], new Array(10).fill(0));
 });
 
@@ -48,9 +56,17 @@ const codeOf = (raw: FfprobeOutput) => {
 
 test('validateProbe accepts an allowed file and reads its numbers', () => {
   const p = validateProbe(probeOf(), DEFAULT_MEDIA_LIMITS, 123, 'v1');
-  assert.deepEqual([p.durationS, p.width, p.height, p.videoCodec, p.audioCodec, p.streams, p.sizeBytes], [10, 640, 360, 'vp9', 'opus', 2, 123]);
+  assert.deepEqual(
+    [p.durationS, p.width, p.height, p.videoCodec, p.audioCodec, p.streams, p.sizeBytes],
+    [10, 640, 360, 'vp9', 'opus', 2, 123],
+  );
   assert.ok(Math.abs(p.fps - 29.97) < 0.01);
-  const pcm = probeOf({ streams: [{ index: 0, codec_type: 'video', codec_name: 'h264', width: 8, height: 8 }, { index: 1, codec_type: 'audio', codec_name: 'pcm_s16le' }] });
+  const pcm = probeOf({
+    streams: [
+      { index: 0, codec_type: 'video', codec_name: 'h264', width: 8, height: 8 },
+      { index: 1, codec_type: 'audio', codec_name: 'pcm_s16le' },
+    ],
+  });
   assert.equal(codeOf(pcm), 'ok');
 });
 

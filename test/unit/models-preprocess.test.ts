@@ -44,7 +44,11 @@ test('a segment with the wrong frame count or byte size is refused', async () =>
 });
 
 test('audio is zero-padded or cut to samples', () => {
-  const out = audioToTensor([Float32Array.from([1, 2]), Float32Array.from([1, 2, 3, 4, 5])], { sample_rate: 8000, segment_seconds: 1, samples: 3 });
+  const out = audioToTensor([Float32Array.from([1, 2]), Float32Array.from([1, 2, 3, 4, 5])], {
+    sample_rate: 8000,
+    segment_seconds: 1,
+    samples: 3,
+  });
   assert.deepEqual([...out], [1, 2, 0, 1, 2, 3]);
 });
 
@@ -68,7 +72,10 @@ test('inBatches splits, keeps order and rejects a bad batch size', async () => {
   const out = await inBatches([1, 2, 3, 4, 5], 2, async (s) => (sizes.push(s.length), s.map((x) => x * 10)));
   assert.deepEqual(out, [10, 20, 30, 40, 50]);
   assert.deepEqual(sizes, [2, 2, 1]);
-  await assert.rejects(inBatches([1], 0, async (s) => s), { code: 'CONFIG_INVALID' });
+  await assert.rejects(
+    inBatches([1], 0, async (s) => s),
+    { code: 'CONFIG_INVALID' },
+  );
 });
 
 test('packUsers left-pads, keeps the newest items and scales ages', () => {
@@ -84,7 +91,10 @@ test('packUsers left-pads, keeps the newest items and scales ages', () => {
   );
   assert.deepEqual([...p.mask], [0, 0, 1, 1, 1, 1]);
   assert.deepEqual([...p.items], [0, 0, 0, 0, 1, -1, 2, -2, 3, -3, 4, -4]);
-  assert.deepEqual([...p.age].map((a) => Math.round(a * 100) / 100), [0, 0, 0.6, 3, 2, 1]);
+  assert.deepEqual(
+    [...p.age].map((a) => Math.round(a * 100) / 100),
+    [0, 0, 0.6, 3, 2, 1],
+  );
   assert.throws(() => packUsers([{ items: [v(1)], ageSeconds: [] }], 3, 2, 1), { code: 'INVALID_FIELD' });
   assert.throws(() => packUsers([{ items: [Float32Array.of(1)], ageSeconds: [1] }], 3, 2, 1), { code: 'VECTOR_DIMENSION' });
 });
@@ -92,7 +102,15 @@ test('packUsers left-pads, keeps the newest items and scales ages', () => {
 test('the tokenizer loads offline from the folder, lowercases, pads and truncates', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'montage-tok-'));
   try {
-    const special = (id: number, content: string) => ({ id, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true });
+    const special = (id: number, content: string) => ({
+      id,
+      content,
+      single_word: false,
+      lstrip: false,
+      rstrip: false,
+      normalized: false,
+      special: true,
+    });
     await writeFile(
       join(dir, 'tokenizer.json'),
       JSON.stringify({

@@ -14,7 +14,10 @@ test('mmr with diversity 0 keeps the relevance order', () => {
     { id: 'b', score: 0.8, vector: unit(1, 0.01, 0) },
     { id: 'c', score: 0.5, vector: unit(0, 1, 0) },
   ];
-  assert.deepEqual(mmr(c, 3, 0).map((x) => x.id), ['a', 'b', 'c']);
+  assert.deepEqual(
+    mmr(c, 3, 0).map((x) => x.id),
+    ['a', 'b', 'c'],
+  );
 });
 
 test('mmr with diversity 1 returns no two near-duplicates when distinct items exist', () => {
@@ -38,6 +41,9 @@ test('groupMoments merges adjacent strong segments and ranks videos by their bes
     { videoId: 'v1', startS: 0, endS: 2, score: 0.2 },
     { videoId: 'v2', startS: 0, endS: 2, score: 0.9 },
   ]);
-  assert.deepEqual(g.map((x) => x.videoId), ['v2', 'v1']);
+  assert.deepEqual(
+    g.map((x) => x.videoId),
+    ['v2', 'v1'],
+  );
   assert.deepEqual(g[1]!.moments, [{ startS: 4, endS: 8, score: 0.8 }]);
 });

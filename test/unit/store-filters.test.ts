@@ -17,18 +17,26 @@ test('embedded filters become SQL conjuncts with quoted literals', () => {
 test('Qdrant filters use must / must_not / range natively', () => {
   assert.equal(itemFilter(undefined), undefined);
   assert.equal(itemFilter({}), undefined);
-  assert.deepEqual(itemFilter({
-    tagsAny: ['a', 'b'], tagsAll: ['c', 'd'], durationMinS: 1, uploadedBefore: 5, modalities: ['audio'], excludeVideoIds: ['v'],
-  }), {
-    must: [
-      { key: 'tags', match: { any: ['a', 'b'] } },
-      { key: 'tags', match: { value: 'c' } },
-      { key: 'tags', match: { value: 'd' } },
-      { key: 'durationS', range: { gte: 1 } },
-      { key: 'uploadedAt', range: { lte: 5 } },
-      { key: 'modalities', match: { value: 'audio' } },
-    ],
-    must_not: [{ key: 'videoId', match: { any: ['v'] } }],
-  });
+  assert.deepEqual(
+    itemFilter({
+      tagsAny: ['a', 'b'],
+      tagsAll: ['c', 'd'],
+      durationMinS: 1,
+      uploadedBefore: 5,
+      modalities: ['audio'],
+      excludeVideoIds: ['v'],
+    }),
+    {
+      must: [
+        { key: 'tags', match: { any: ['a', 'b'] } },
+        { key: 'tags', match: { value: 'c' } },
+        { key: 'tags', match: { value: 'd' } },
+        { key: 'durationS', range: { gte: 1 } },
+        { key: 'uploadedAt', range: { lte: 5 } },
+        { key: 'modalities', match: { value: 'audio' } },
+      ],
+      must_not: [{ key: 'videoId', match: { any: ['v'] } }],
+    },
+  );
   assert.throws(() => itemFilter({ uploadedAfter: Infinity }), { code: 'INVALID_FIELD' });
 });

@@ -14,19 +14,25 @@ export function healthRoutes(deps: AppDeps) {
     }
   };
   return async (app: FastifyInstance) => {
-    app.get('/healthz', { schema: { summary: 'Liveness', response: { 200: { $ref: 'Health#' } } } }, async () => ({ status: 'ok' as const }));
-    app.get('/readyz', { schema: { summary: 'Readiness: Redis, store and models', response: { 200: { $ref: 'Health#' }, 503: { $ref: 'Health#' } } } }, async (_req, reply) => {
-      const checks = {
-        redis: await check(() => pingRedis(deps.redis)),
-        store: await check(() => deps.store.ping()),
-        // One tiny text through the text tower proves the session opens; done once, then cached.
-        models: await check(async () => {
-          if (!modelsChecked) await deps.encoders.encodeText(['ready']);
-          modelsChecked = true;
-        }),
-      };
-      const ok = Object.values(checks).every((c) => c.ok);
-      return reply.code(ok ? 200 : 503).send({ status: ok ? 'ok' : 'unavailable', checks, generation: deps.encoders.generation.name });
-    });
+    app.get('/healthz', { schema: { summary: 'Liveness', response: { 200: { $ref: 'Health#' } } } }, async () => ({
+      status: 'ok' as const,
+    }));
+    app.get(
+      '/readyz',
+      { schema: { summary: 'Readiness: Redis, store and models', response: { 200: { $ref: 'Health#' }, 503: { $ref: 'Health#' } } } },
+      async (_req, reply) => {
+        const checks = {
+          redis: await check(() => pingRedis(deps.redis)),
+          store: await check(() => deps.store.ping()),
+          // One tiny text through the text tower proves the session opens; done once, then cached.
+          models: await check(async () => {
+            if (!modelsChecked) await deps.encoders.encodeText(['ready']);
+            modelsChecked = true;
+          }),
+        };
+        const ok = Object.values(checks).every((c) => c.ok);
+        return reply.code(ok ? 200 : 503).send({ status: ok ? 'ok' : 'unavailable', checks, generation: deps.encoders.generation.name });
+      },
+    );
   };
 }

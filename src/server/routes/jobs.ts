@@ -6,31 +6,37 @@ import type { AppDeps } from '../app.ts';
 
 export function jobRoutes(deps: AppDeps) {
   return async (app: FastifyInstance) => {
-    app.get<{ Params: { id: string } }>('/v1/jobs/:id', {
-      schema: {
-        summary: 'An ingest job: state, stage, progress, ETA, error',
-        params: { type: 'object', required: ['id'], properties: { id: { type: 'string', maxLength: 200 } } },
-        response: { 200: { $ref: 'Job#' }, '4xx': { $ref: 'Error#' } },
+    app.get<{ Params: { id: string } }>(
+      '/v1/jobs/:id',
+      {
+        schema: {
+          summary: 'An ingest job: state, stage, progress, ETA, error',
+          params: { type: 'object', required: ['id'], properties: { id: { type: 'string', maxLength: 200 } } },
+          response: { 200: { $ref: 'Job#' }, '4xx': { $ref: 'Error#' } },
+        },
       },
-    }, async (req) => {
-      const job = await deps.queues.ingest.getJob(req.params.id);
-      if (!job) throw new AppError('JOB_NOT_FOUND', `no job ${req.params.id}`, { field: 'id' });
-      const state = await job.getState();
-      const p = (typeof job.progress === 'object' ? job.progress : {}) as Partial<JobProgress>;
-      const data = job.data as IngestData;
-      const result = job.returnvalue as IngestResult | null;
-      const error = state === 'failed' ? parseJobError(job.failedReason) : null;
-      return {
-        jobId: job.id!, videoId: data.videoId, state,
-        ...(p.stage ? { stage: p.stage } : {}),
-        progress: state === 'completed' ? 100 : (p.percent ?? 0),
-        etaS: state === 'completed' ? 0 : (p.etaS ?? null),
-        attempts: job.attemptsMade,
-        createdAt: new Date(job.timestamp).toISOString(),
-        ...(job.finishedOn ? { finishedAt: new Date(job.finishedOn).toISOString() } : {}),
-        ...(result?.stages ? { stageSeconds: result.stages } : {}),
-        ...(error ? { error } : {}),
-      };
-    });
+      async (req) => {
+        const job = await deps.queues.ingest.getJob(req.params.id);
+        if (!job) throw new AppError('JOB_NOT_FOUND', `no job ${req.params.id}`, { field: 'id' });
+        const state = await job.getState();
+        const p = (typeof job.progress === 'object' ? job.progress : {}) as Partial<JobProgress>;
+        const data = job.data as IngestData;
+        const result = job.returnvalue as IngestResult | null;
+        const error = state === 'failed' ? parseJobError(job.failedReason) : null;
+        return {
+          jobId: job.id!,
+          videoId: data.videoId,
+          state,
+          ...(p.stage ? { stage: p.stage } : {}),
+          progress: state === 'completed' ? 100 : (p.percent ?? 0),
+          etaS: state === 'completed' ? 0 : (p.etaS ?? null),
+          attempts: job.attemptsMade,
+          createdAt: new Date(job.timestamp).toISOString(),
+          ...(job.finishedOn ? { finishedAt: new Date(job.finishedOn).toISOString() } : {}),
+          ...(result?.stages ? { stageSeconds: result.stages } : {}),
+          ...(error ? { error } : {}),
+        };
+      },
+    );
   };
 }

@@ -35,9 +35,15 @@ export function toFilter(f: FilterBody | undefined): ItemFilter {
 export function toHit(h: SearchHit, publicUrl: string) {
   const p = h.payload;
   return {
-    videoId: h.videoId, score: h.score, title: p.title, tags: p.tags, durationS: p.durationS, modalities: p.modalities,
+    videoId: h.videoId,
+    score: h.score,
+    title: p.title,
+    tags: p.tags,
+    durationS: p.durationS,
+    modalities: p.modalities,
     ...(p.externalId ? { externalId: p.externalId } : {}),
-    posterUrl: `${publicUrl}/v1/videos/${h.videoId}/poster.jpg`, uploadedAt: new Date(p.uploadedAt).toISOString(),
+    posterUrl: `${publicUrl}/v1/videos/${h.videoId}/poster.jpg`,
+    uploadedAt: new Date(p.uploadedAt).toISOString(),
     ...(h.moments ? { moments: h.moments } : {}),
   };
 }
@@ -48,34 +54,67 @@ export function searchRoutes(deps: AppDeps) {
     if (limit > cap) throw new AppError('LIMIT_TOO_LARGE', `limit ${limit} is above the maximum ${cap}`, { field: 'limit' });
   };
   return async (app: FastifyInstance) => {
-    app.post<{ Body: SearchBody }>('/v1/search', {
-      schema: { summary: 'Similarity search: text → video, video → video, vector, per modality, moments, filters', body: { $ref: 'SearchRequest#' }, response: { 200: { $ref: 'SearchResponse#' }, '4xx': { $ref: 'Error#' } } },
-    }, async (req) => {
-      const b = req.body;
-      const limit = b.limit ?? 10;
-      checkLimit(limit);
-      const hits = await search(deps, { ...b, limit, offset: b.offset ?? 0, filter: toFilter(b.filter) });
-      return { hits: hits.map((h) => toHit(h, deps.config.server.publicUrl)) };
-    });
-
-    app.get<{ Params: { id: string }; Querystring: { limit?: number; offset?: number; modality?: SearchQuery['modality']; diversity?: number; collapseDuplicates?: boolean } }>('/v1/videos/:id/similar', {
-      schema: {
-        summary: 'More like this: the short form of video → video search',
-        params: { type: 'object', required: ['id'], properties: { id: { type: 'string', pattern: '^[0-9a-f]{32}$' } } },
-        querystring: { type: 'object', additionalProperties: false, properties: {
-          limit: { type: 'integer', minimum: 1, default: 10 }, offset: { type: 'integer', minimum: 0, maximum: 10000, default: 0 },
-          modality: { enum: ['fused', 'video', 'audio', 'text'] }, diversity: { type: 'number', minimum: 0, maximum: 1 },
-          collapseDuplicates: { type: 'boolean' } } },
-        response: { 200: { $ref: 'SearchResponse#' }, '4xx': { $ref: 'Error#' } },
+    app.post<{ Body: SearchBody }>(
+      '/v1/search',
+      {
+        schema: {
+          summary: 'Similarity search: text → video, video → video, vector, per modality, moments, filters',
+          body: { $ref: 'SearchRequest#' },
+          response: { 200: { $ref: 'SearchResponse#' }, '4xx': { $ref: 'Error#' } },
+        },
       },
-    }, async (req) => {
-      const q = req.query;
-      const limit = q.limit ?? 10;
-      checkLimit(limit);
-      const hits = await search(deps, { videoId: req.params.id, limit, offset: q.offset ?? 0,
-        ...(q.modality ? { modality: q.modality } : {}), ...(q.diversity !== undefined ? { diversity: q.diversity } : {}),
-        ...(q.collapseDuplicates !== undefined ? { collapseDuplicates: q.collapseDuplicates } : {}) });
-      return { hits: hits.map((h) => toHit(h, deps.config.server.publicUrl)) };
-    });
+      async (req) => {
+        const b = req.body;
+        const limit = b.limit ?? 10;
+        checkLimit(limit);
+        const hits = await search(deps, { ...b, limit, offset: b.offset ?? 0, filter: toFilter(b.filter) });
+        return { hits: hits.map((h) => toHit(h, deps.config.server.publicUrl)) };
+      },
+    );
+
+    app.get<{
+      Params: { id: string };
+      Querystring: {
+        limit?: number;
+        offset?: number;
+        modality?: SearchQuery['modality'];
+        diversity?: number;
+        collapseDuplicates?: boolean;
+      };
+    }>(
+      '/v1/videos/:id/similar',
+      {
+        schema: {
+          summary: 'More like this: the short form of video → video search',
+          params: { type: 'object', required: ['id'], properties: { id: { type: 'string', pattern: '^[0-9a-f]{32}$' } } },
+          querystring: {
+            type: 'object',
+            additionalProperties: false,
+            properties: {
+              limit: { type: 'integer', minimum: 1, default: 10 },
+              offset: { type: 'integer', minimum: 0, maximum: 10000, default: 0 },
+              modality: { enum: ['fused', 'video', 'audio', 'text'] },
+              diversity: { type: 'number', minimum: 0, maximum: 1 },
+              collapseDuplicates: { type: 'boolean' },
+            },
+          },
+          response: { 200: { $ref: 'SearchResponse#' }, '4xx': { $ref: 'Error#' } },
+        },
+      },
+      async (req) => {
+        const q = req.query;
+        const limit = q.limit ?? 10;
+        checkLimit(limit);
+        const hits = await search(deps, {
+          videoId: req.params.id,
+          limit,
+          offset: q.offset ?? 0,
+          ...(q.modality ? { modality: q.modality } : {}),
+          ...(q.diversity !== undefined ? { diversity: q.diversity } : {}),
+          ...(q.collapseDuplicates !== undefined ? { collapseDuplicates: q.collapseDuplicates } : {}),
+        });
+        return { hits: hits.map((h) => toHit(h, deps.config.server.publicUrl)) };
+      },
+    );
   };
 }

@@ -21,35 +21,75 @@ interface EventBody {
 export function userRoutes(deps: AppDeps) {
   const cap = deps.config.server.searchMaxLimit;
   return async (app: FastifyInstance) => {
-    app.post<{ Body: { events: EventBody[] } }>('/v1/events', {
-      schema: { summary: 'A batch of behaviour events (view, like, skip, share); idempotent by eventId', body: { $ref: 'EventsRequest#' }, response: { 202: { $ref: 'EventsResponse#' }, '4xx': { $ref: 'Error#' } } },
-    }, async (req, reply) => {
-      const now = Date.now();
-      const events: BehaviourEvent[] = req.body.events.map((e, i) => {
-        const timestamp = Date.parse(e.timestamp);
-        // A clock far in the future would pin an event as "newest" forever.
-        if (timestamp > now + 5 * 60_000) throw new AppError('INVALID_FIELD', `events.${i}.timestamp is in the future`, { field: `events.${i}.timestamp` });
-        return { eventId: e.eventId, userId: e.userId, videoId: e.videoId, type: e.type, timestamp,
-          ...(e.watchSeconds !== undefined ? { watchSeconds: e.watchSeconds } : {}), ...(e.completion !== undefined ? { completion: e.completion } : {}) };
-      });
-      const res = await deps.events.append(events);
-      await Promise.all(res.users.map((userId) =>
-        deps.queues.userVector.add('user-vector', { userId }, { ...jobOptions('user-vector'), ...userVectorJobOptions(userId) })));
-      return reply.code(202).send({ accepted: res.accepted, duplicates: res.duplicates });
-    });
-
-    app.get<{ Params: { id: string }; Querystring: { limit?: number; offset?: number } }>('/v1/users/:id/recommendations', {
-      schema: {
-        summary: 'Recommendations: the user vector against item behaviour vectors (cold items included), or popular-and-fresh with no history',
-        params: { type: 'object', required: ['id'], properties: { id: { type: 'string', minLength: 1, maxLength: 128, pattern: '^[A-Za-z0-9._@-]+$' } } },
-        querystring: { type: 'object', additionalProperties: false, properties: { limit: { type: 'integer', minimum: 1, default: 10 }, offset: { type: 'integer', minimum: 0, maximum: 10000, default: 0 } } },
-        response: { 200: { $ref: 'Recommendations#' }, '4xx': { $ref: 'Error#' } },
+    app.post<{ Body: { events: EventBody[] } }>(
+      '/v1/events',
+      {
+        schema: {
+          summary: 'A batch of behaviour events (view, like, skip, share); idempotent by eventId',
+          body: { $ref: 'EventsRequest#' },
+          response: { 202: { $ref: 'EventsResponse#' }, '4xx': { $ref: 'Error#' } },
+        },
       },
-    }, async (req) => {
-      const limit = req.query.limit ?? 10;
-      if (limit > cap) throw new AppError('LIMIT_TOO_LARGE', `limit ${limit} is above the maximum ${cap}`, { field: 'limit' });
-      const r = await recommend({ store: deps.store, events: deps.events, catalog: deps.catalog, generation: deps.encoders.generation.name }, req.params.id, limit, req.query.offset ?? 0);
-      return { userId: req.params.id, source: r.source, hits: r.hits.map((h) => toHit(h, deps.config.server.publicUrl)) };
-    });
+      async (req, reply) => {
+        const now = Date.now();
+        const events: BehaviourEvent[] = req.body.events.map((e, i) => {
+          const timestamp = Date.parse(e.timestamp);
+          // A clock far in the future would pin an event as "newest" forever.
+          if (timestamp > now + 5 * 60_000)
+            throw new AppError('INVALID_FIELD', `events.${i}.timestamp is in the future`, { field: `events.${i}.timestamp` });
+          return {
+            eventId: e.eventId,
+            userId: e.userId,
+            videoId: e.videoId,
+            type: e.type,
+            timestamp,
+            ...(e.watchSeconds !== undefined ? { watchSeconds: e.watchSeconds } : {}),
+            ...(e.completion !== undefined ? { completion: e.completion } : {}),
+          };
+        });
+        const res = await deps.events.append(events);
+        await Promise.all(
+          res.users.map((userId) =>
+            deps.queues.userVector.add('user-vector', { userId }, { ...jobOptions('user-vector'), ...userVectorJobOptions(userId) }),
+          ),
+        );
+        return reply.code(202).send({ accepted: res.accepted, duplicates: res.duplicates });
+      },
+    );
+
+    app.get<{ Params: { id: string }; Querystring: { limit?: number; offset?: number } }>(
+      '/v1/users/:id/recommendations',
+      {
+        schema: {
+          summary:
+            'Recommendations: the user vector against item behaviour vectors (cold items included), or popular-and-fresh with no history',
+          params: {
+            type: 'object',
+            required: ['id'],
+            properties: { id: { type: 'string', minLength: 1, maxLength: 128, pattern: '^[A-Za-z0-9._@-]+$' } },
+          },
+          querystring: {
+            type: 'object',
+            additionalProperties: false,
+            properties: {
+              limit: { type: 'integer', minimum: 1, default: 10 },
+              offset: { type: 'integer', minimum: 0, maximum: 10000, default: 0 },
+            },
+          },
+          response: { 200: { $ref: 'Recommendations#' }, '4xx': { $ref: 'Error#' } },
+        },
+      },
+      async (req) => {
+        const limit = req.query.limit ?? 10;
+        if (limit > cap) throw new AppError('LIMIT_TOO_LARGE', `limit ${limit} is above the maximum ${cap}`, { field: 'limit' });
+        const r = await recommend(
+          { store: deps.store, events: deps.events, catalog: deps.catalog, generation: deps.encoders.generation.name },
+          req.params.id,
+          limit,
+          req.query.offset ?? 0,
+        );
+        return { userId: req.params.id, source: r.source, hits: r.hits.map((h) => toHit(h, deps.config.server.publicUrl)) };
+      },
+    );
   };
 }

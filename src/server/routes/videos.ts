@@ -23,23 +23,40 @@ function parseFields(raw: Record<string, string[]>): VideoFields {
     if (v[0]!.length > max) throw new AppError('INVALID_FIELD', `${name} is longer than ${max} characters`, { field: name });
     return v[0]!.trim();
   };
-  const tags = (raw.tags ?? []).flatMap((t) => t.split(',')).map((t) => t.trim().toLowerCase()).filter(Boolean);
+  const tags = (raw.tags ?? [])
+    .flatMap((t) => t.split(','))
+    .map((t) => t.trim().toLowerCase())
+    .filter(Boolean);
   if (tags.length > 64) throw new AppError('INVALID_FIELD', 'at most 64 tags', { field: 'tags' });
   if (tags.some((t) => t.length > 64)) throw new AppError('INVALID_FIELD', 'a tag is longer than 64 characters', { field: 'tags' });
   const externalId = one('externalId', 256);
   for (const k of Object.keys(raw)) {
-    if (!['title', 'description', 'tags', 'externalId'].includes(k)) throw new AppError('INVALID_FIELD', `unknown field ${k}`, { field: k });
+    if (!['title', 'description', 'tags', 'externalId'].includes(k))
+      throw new AppError('INVALID_FIELD', `unknown field ${k}`, { field: k });
   }
-  return { title: one('title', 512) ?? '', description: one('description', 8192) ?? '', tags: [...new Set(tags)], ...(externalId ? { externalId } : {}) };
+  return {
+    title: one('title', 512) ?? '',
+    description: one('description', 8192) ?? '',
+    tags: [...new Set(tags)],
+    ...(externalId ? { externalId } : {}),
+  };
 }
 
 export function toVideoResponse(rec: VideoRecord, publicUrl: string) {
   return {
-    videoId: rec.videoId, title: rec.title, description: rec.description, tags: rec.tags,
+    videoId: rec.videoId,
+    title: rec.title,
+    description: rec.description,
+    tags: rec.tags,
     ...(rec.externalId ? { externalId: rec.externalId } : {}),
-    status: rec.status, jobId: rec.jobId, generation: rec.generation, modalities: rec.modalities,
+    status: rec.status,
+    jobId: rec.jobId,
+    generation: rec.generation,
+    modalities: rec.modalities,
     ...(rec.durationS !== undefined ? { durationS: rec.durationS } : {}),
-    sizeBytes: rec.sizeBytes, sha256: rec.sha256, uploadedAt: new Date(rec.uploadedAt).toISOString(),
+    sizeBytes: rec.sizeBytes,
+    sha256: rec.sha256,
+    uploadedAt: new Date(rec.uploadedAt).toISOString(),
     ...(rec.posterPath ? { posterUrl: `${publicUrl}/v1/videos/${rec.videoId}/poster.jpg` } : {}),
     ...(rec.error ? { error: rec.error } : {}),
   };
@@ -53,7 +70,8 @@ async function readUpload(req: FastifyRequest, deps: AppDeps) {
   try {
     for await (const part of req.parts()) {
       if (part.type === 'file') {
-        if (part.fieldname !== 'file') throw new AppError('INVALID_FIELD', `unexpected file field ${part.fieldname}`, { field: part.fieldname });
+        if (part.fieldname !== 'file')
+          throw new AppError('INVALID_FIELD', `unexpected file field ${part.fieldname}`, { field: part.fieldname });
         stored = await storeUpload(part.file, path.join(deps.config.dataDir, 'uploads'), deps.config.server.maxUploadBytes);
       } else {
         (fields[part.fieldname] ??= []).push(String(part.value));
@@ -70,40 +88,70 @@ async function readUpload(req: FastifyRequest, deps: AppDeps) {
 
 export function videoRoutes(deps: AppDeps) {
   const { config, catalog } = deps;
-  const svc: VideoServiceDeps = { config, catalog, store: deps.store, ingestQueue: deps.queues.ingest, generation: deps.encoders.generation.name };
+  const svc: VideoServiceDeps = {
+    config,
+    catalog,
+    store: deps.store,
+    ingestQueue: deps.queues.ingest,
+    generation: deps.encoders.generation.name,
+  };
   return async (app: FastifyInstance) => {
-    app.post('/v1/videos', {
-      schema: {
-        summary: 'Upload a video (multipart: file, title, description, tags, externalId)',
-        consumes: ['multipart/form-data'],
-        response: { 202: { $ref: 'UploadAccepted#' }, '4xx': { $ref: 'Error#' } },
+    app.post(
+      '/v1/videos',
+      {
+        schema: {
+          summary: 'Upload a video (multipart: file, title, description, tags, externalId)',
+          consumes: ['multipart/form-data'],
+          response: { 202: { $ref: 'UploadAccepted#' }, '4xx': { $ref: 'Error#' } },
+        },
       },
-    }, async (req, reply) => {
-      const { stored, fields } = await readUpload(req, deps);
-      return reply.code(202).send(await admitVideo(svc, stored, fields));
-    });
+      async (req, reply) => {
+        const { stored, fields } = await readUpload(req, deps);
+        return reply.code(202).send(await admitVideo(svc, stored, fields));
+      },
+    );
 
-    app.get<{ Params: { id: string } }>('/v1/videos/:id', {
-      schema: { summary: 'A video: metadata, status, modalities, generation', params: ID_PARAMS, response: { 200: { $ref: 'Video#' }, '4xx': { $ref: 'Error#' } } },
-    }, async (req) => {
-      const rec = await catalog.get(req.params.id);
-      if (!rec) throw new AppError('VIDEO_NOT_FOUND', `no video ${req.params.id}`, { field: 'id' });
-      return toVideoResponse(rec, config.server.publicUrl);
-    });
+    app.get<{ Params: { id: string } }>(
+      '/v1/videos/:id',
+      {
+        schema: {
+          summary: 'A video: metadata, status, modalities, generation',
+          params: ID_PARAMS,
+          response: { 200: { $ref: 'Video#' }, '4xx': { $ref: 'Error#' } },
+        },
+      },
+      async (req) => {
+        const rec = await catalog.get(req.params.id);
+        if (!rec) throw new AppError('VIDEO_NOT_FOUND', `no video ${req.params.id}`, { field: 'id' });
+        return toVideoResponse(rec, config.server.publicUrl);
+      },
+    );
 
-    app.get<{ Params: { id: string } }>('/v1/videos/:id/poster.jpg', {
-      schema: { summary: 'The poster frame (JPEG)', params: ID_PARAMS, response: { '4xx': { $ref: 'Error#' } } },
-    }, async (req, reply) => {
-      const rec = await catalog.get(req.params.id);
-      if (!rec?.posterPath) throw new AppError('VIDEO_NOT_FOUND', `no poster for video ${req.params.id}`, { field: 'id' });
-      return reply.type('image/jpeg').send(createReadStream(rec.posterPath));
-    });
+    app.get<{ Params: { id: string } }>(
+      '/v1/videos/:id/poster.jpg',
+      {
+        schema: { summary: 'The poster frame (JPEG)', params: ID_PARAMS, response: { '4xx': { $ref: 'Error#' } } },
+      },
+      async (req, reply) => {
+        const rec = await catalog.get(req.params.id);
+        if (!rec?.posterPath) throw new AppError('VIDEO_NOT_FOUND', `no poster for video ${req.params.id}`, { field: 'id' });
+        return reply.type('image/jpeg').send(createReadStream(rec.posterPath));
+      },
+    );
 
-    app.delete<{ Params: { id: string } }>('/v1/videos/:id', {
-      schema: { summary: 'Remove a video: its vectors, its files, its record', params: ID_PARAMS, response: { 204: { type: 'null' }, '4xx': { $ref: 'Error#' } } },
-    }, async (req, reply) => {
-      await deleteVideo(svc, req.params.id);
-      return reply.code(204).send();
-    });
+    app.delete<{ Params: { id: string } }>(
+      '/v1/videos/:id',
+      {
+        schema: {
+          summary: 'Remove a video: its vectors, its files, its record',
+          params: ID_PARAMS,
+          response: { 204: { type: 'null' }, '4xx': { $ref: 'Error#' } },
+        },
+      },
+      async (req, reply) => {
+        await deleteVideo(svc, req.params.id);
+        return reply.code(204).send();
+      },
+    );
   };
 }
