@@ -1,21 +1,24 @@
 #!/usr/bin/env bash
-# Installs what Montage needs on a fresh Debian machine that has Node and npm, and nothing else it needs:
-# ffmpeg and redis-server (service), python3 with numpy/torch/onnx/pytest (the corpus generator, training and the
-# Python tests), libopenblas0-pthread (fast CPU matmuls for torch), darknet (its sample photographs, used by tests
-# and the encoder evaluation). Idempotent: installs only what is missing.
+# Installs what Montage needs on a fresh Debian machine that has Node and npm, and nothing else it needs: the apt
+# packages listed in scripts/deps.tsv (ffmpeg, redis, python3 with numpy/torch/onnx/pil/pytest, ...), the npm
+# packages from the lock file, and a local Redis when none answers. Idempotent: installs only what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# Every row of scripts/deps.tsv names a check and the Debian package that satisfies it: the one list of what
+# Montage takes from apt (encoders/tests/test_setup_deps.py holds the Python imports to it).
 need_apt=()
-command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null || need_apt+=(ffmpeg)
-command -v redis-server >/dev/null || need_apt+=(redis-server)
-/usr/bin/python3 -c 'import numpy' 2>/dev/null || need_apt+=(python3-numpy)
-/usr/bin/python3 -c 'import torch' 2>/dev/null || need_apt+=(python3-torch)
-/usr/bin/python3 -c 'import onnx' 2>/dev/null || need_apt+=(python3-onnx)
-/usr/bin/python3 -c 'import pytest' 2>/dev/null || need_apt+=(python3-pytest)
-dpkg -s libopenblas0-pthread >/dev/null 2>&1 || need_apt+=(libopenblas0-pthread)
-# Real photographs for the backbone parity and photo-retrieval tests (Debian ships them with darknet's samples).
-[ -f /usr/share/darknet/data/dog.jpg ] || need_apt+=(darknet)
+while read -r kind check pkg _; do
+  case "$kind" in
+    ''|'#'*) continue ;;
+    python) /usr/bin/python3 -c "import $check" 2>/dev/null && continue ;;
+    command) command -v "$check" >/dev/null 2>&1 && continue ;;
+    file) [ -e "$check" ] && continue ;;
+    dpkg) dpkg -s "$check" >/dev/null 2>&1 && continue ;;
+    *) echo "setup: scripts/deps.tsv: unknown kind '$kind'" >&2; exit 2 ;;
+  esac
+  case " ${need_apt[*]-} " in *" $pkg "*) ;; *) need_apt+=("$pkg") ;; esac
+done < scripts/deps.tsv
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "setup: installing ${need_apt[*]}" >&2
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo

@@ -6,9 +6,10 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-2}"
 
-echo "== typecheck + lint" >&2
+echo "== typecheck + lint + format" >&2
 npm run --silent typecheck
 npm run --silent lint
+npm run --silent format:check >/dev/null
 
 echo "== python: encoders/tests" >&2
 (cd encoders && /usr/bin/python3 -m pytest -q tests)

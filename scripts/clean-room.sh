@@ -1,0 +1,168 @@
+#!/usr/bin/env bash
+# Proves the README's two commands on a machine that has only what the README says a user needs: Debian 12 with
+# Node and npm. Builds a Debian 12 root with debootstrap (cached between runs), gives it the host's Node and npm
+# (what the README assumes a user has), copies a clean clone of the committed HEAD in, then inside it with chroot:
+#   install  scripts/setup.sh with the network (apt and the npm registry), exactly what a user's first run does;
+#   test     scripts/test.sh in a network namespace of its own (`unshare --net`, loopback only): no host Redis on
+#            127.0.0.1:6379, no registry, no host packages or node_modules (the root has its own /usr);
+#   run      scripts/run.sh in a fresh network namespace: waits for /readyz, makes one search, then SIGTERM and a
+#            clean exit.
+# Prints the time of each phase and a one-line verdict: `clean-room: PASS ...` or `clean-room: FAIL (<phase>) ...`.
+# Slow (15-30 minutes); run it before resolving anything that touches setup, dependencies or the README's commands.
+#
+#   scripts/clean-room.sh [--keep] [--fresh-base]        (as root)
+#     --keep        leave the root in place afterwards (path printed) to look around
+#     --fresh-base  rebuild the cached debootstrap base
+# Environment: MONTAGE_CLEAN_ROOM_CACHE (default ~/.cache/montage-clean-room), DEBIAN_MIRROR
+# (default http://deb.debian.org/debian). Needs root, debootstrap, unshare and ip (iproute2) on the host.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+REPO=$PWD
+
+keep=0
+fresh=0
+for a in "$@"; do
+  case "$a" in
+    --keep) keep=1 ;;
+    --fresh-base) fresh=1 ;;
+    *) echo "usage: scripts/clean-room.sh [--keep] [--fresh-base]" >&2; exit 2 ;;
+  esac
+done
+[ "$(id -u)" = 0 ] || { echo "clean-room: needs root (debootstrap, chroot, unshare)" >&2; exit 2; }
+for tool in debootstrap unshare ip git node npm; do
+  command -v "$tool" >/dev/null || { echo "clean-room: $tool is missing on the host" >&2; exit 2; }
+done
+
+CACHE=${MONTAGE_CLEAN_ROOM_CACHE:-$HOME/.cache/montage-clean-room}
+MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
+BASE=$CACHE/bookworm-minbase.tar
+ROOT=$CACHE/root.$$
+APP=/srv/montage
+LOG=$CACHE/clean-room.$$.log
+mkdir -p "$CACHE"
+: >"$LOG"
+
+times=()
+phase_start=0
+current=""
+begin() { current=$1; phase_start=$(date +%s); echo "== clean-room: $1 ($(date +%T))" >&2; }
+end() { times+=("$current $(($(date +%s) - phase_start))s"); }
+verdict() { # verdict PASS|FAIL detail
+  echo "clean-room: $1 ($2) — commit $(git -C "$REPO" rev-parse --short HEAD) — ${times[*]}"
+}
+
+mounted=()
+cleanup() {
+  local i pid
+  # Daemons the phases started inside the root (redis-server from setup.sh) go with it.
+  for pid in $(ls /proc | grep -E '^[0-9]+$'); do
+    [ "$(readlink "/proc/$pid/root" 2>/dev/null)" = "$ROOT" ] && kill -9 "$pid" 2>/dev/null || true
+  done
+  for ((i = ${#mounted[@]} - 1; i >= 0; i--)); do umount -l "${mounted[$i]}" 2>/dev/null || true; done
+  if [ "$keep" = 1 ]; then echo "clean-room: root kept at $ROOT, log $LOG" >&2; else rm -rf "$ROOT"; fi
+}
+trap cleanup EXIT
+fail() {
+  end
+  echo "clean-room: last lines of $LOG:" >&2
+  tail -60 "$LOG" >&2
+  verdict FAIL "$current: $1"
+  exit 1
+}
+
+# 1. A Debian 12 base, cached as a tarball so every run starts from the same pristine root.
+begin base
+if [ "$fresh" = 1 ] || [ ! -s "$BASE" ]; then
+  tmp=$CACHE/debootstrap.$$
+  rm -rf "$tmp"
+  debootstrap --variant=minbase bookworm "$tmp" "$MIRROR" >>"$LOG" 2>&1 || fail "debootstrap"
+  tar -C "$tmp" -cf "$BASE.tmp" . && mv "$BASE.tmp" "$BASE"
+  rm -rf "$tmp"
+fi
+mkdir -p "$ROOT"
+tar -C "$ROOT" -xf "$BASE"
+end
+
+# 2. Node and npm, as the README assumes a user has them: the host's, copied in (binary, npm, headers).
+begin node
+node_bin=$(readlink -f "$(command -v node)")
+npm_dir=$(readlink -f "$(dirname "$(readlink -f "$(command -v npm)")")/..")
+install -D -m 0755 "$node_bin" "$ROOT/usr/local/bin/node"
+mkdir -p "$ROOT/usr/local/lib/node_modules"
+cp -a "$npm_dir" "$ROOT/usr/local/lib/node_modules/npm"
+ln -sf ../lib/node_modules/npm/bin/npm-cli.js "$ROOT/usr/local/bin/npm"
+ln -sf ../lib/node_modules/npm/bin/npx-cli.js "$ROOT/usr/local/bin/npx"
+if [ -d /usr/include/node ]; then mkdir -p "$ROOT/usr/local/include" && cp -a /usr/include/node "$ROOT/usr/local/include/node"; fi
+cp /etc/resolv.conf "$ROOT/etc/resolv.conf"
+chroot "$ROOT" /usr/local/bin/node --version >>"$LOG" 2>&1 || fail "node does not run in the root"
+end
+
+# 3. A clean clone of what is committed (no working-tree changes, no node_modules, no var/).
+begin clone
+git clone -q --no-hardlinks "$REPO" "$ROOT$APP" >>"$LOG" 2>&1 || fail "git clone"
+git -C "$ROOT$APP" checkout -q "$(git -C "$REPO" rev-parse HEAD)"
+end
+
+mount -t proc proc "$ROOT/proc" && mounted+=("$ROOT/proc")
+mount --rbind /dev "$ROOT/dev" && mount --make-rslave "$ROOT/dev" && mounted+=("$ROOT/dev")
+mount -t tmpfs -o size=2g tmpfs "$ROOT/dev/shm" && mounted+=("$ROOT/dev/shm")
+mount -t sysfs sysfs "$ROOT/sys" && mounted+=("$ROOT/sys")
+# Runs its arguments in the app folder inside the root, with a clean environment (nothing of the host's).
+cat >"$ROOT/usr/local/bin/in-app" <<SH
+#!/bin/bash
+cd $APP && exec "\$@"
+SH
+chmod +x "$ROOT/usr/local/bin/in-app"
+in_root() {
+  chroot "$ROOT" /usr/bin/env -i HOME=/root PATH=/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin \
+    LANG=C.UTF-8 TERM=dumb /usr/local/bin/in-app "$@"
+}
+export -f in_root
+export ROOT APP
+
+# 4. The README's setup, with the network: apt packages, npm install from the lock file.
+begin install
+in_root bash scripts/setup.sh >>"$LOG" 2>&1 || fail "scripts/setup.sh"
+end
+
+# 5. The README's test command, offline, in its own network namespace (loopback only, nothing of the host's:
+#    setup.sh finds no Redis answering there and starts the root's own).
+begin test
+unshare --net -- bash -c 'ip link set lo up && in_root bash scripts/test.sh' >>"$LOG" 2>&1 || fail "scripts/test.sh"
+node_summary=$(grep -E '^ℹ (pass|fail|skipped) ' "$LOG" | sed 's/^ℹ //' | paste -sd, - || true)
+py_summary=$(grep -E '^[0-9]+ passed' "$LOG" | tail -1 | sed 's/ in .*//' || true)
+end
+
+# 6. The README's run command, in a fresh network namespace: comes up, answers /readyz and one search, and exits
+#    0 on SIGTERM after draining.
+begin run
+cat >"$ROOT/tmp/clean-room-smoke.mjs" <<'JS'
+const base = 'http://127.0.0.1:8080';
+const deadline = Date.now() + 300_000;
+for (;;) {
+  try {
+    const r = await fetch(`${base}/readyz`);
+    if (r.status === 200) { console.log('readyz', await r.text()); break; }
+  } catch {}
+  if (Date.now() > deadline) { console.error('no 200 from /readyz in 300 s'); process.exit(1); }
+  await new Promise((r) => setTimeout(r, 1000));
+}
+const s = await fetch(`${base}/v1/search`, {
+  method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ text: 'a red circle moving left', limit: 5 }),
+});
+const body = await s.text();
+console.log('search', s.status, body);
+if (s.status !== 200 || !Array.isArray(JSON.parse(body).hits)) process.exit(1);
+JS
+unshare --net -- bash -c '
+  ip link set lo up
+  in_root bash scripts/run.sh &
+  pid=$!
+  in_root node_modules/.bin/node /tmp/clean-room-smoke.mjs || { kill -9 $pid; exit 1; }
+  kill -TERM $pid
+  wait $pid
+' >>"$LOG" 2>&1 || fail "scripts/run.sh"
+end
+
+verdict PASS "python: ${py_summary:-?}; node: ${node_summary:-?}"
+rm -f "$LOG"
