@@ -94,6 +94,14 @@ ln -sf ../lib/node_modules/npm/bin/npm-cli.js "$ROOT/usr/local/bin/npm"
 ln -sf ../lib/node_modules/npm/bin/npx-cli.js "$ROOT/usr/local/bin/npx"
 if [ -d /usr/include/node ]; then mkdir -p "$ROOT/usr/local/include" && cp -a /usr/include/node "$ROOT/usr/local/include/node"; fi
 cp /etc/resolv.conf "$ROOT/etc/resolv.conf"
+# The network's TLS trust: where the host reaches the npm registry through a TLS-intercepting proxy, a machine on the
+# same network trusts the same authorities. Kept apart from the root's own bundle, which apt may regenerate.
+host_ca=${NODE_EXTRA_CA_CERTS:-/etc/ssl/certs/ca-certificates.crt}
+ca_env=()
+if [ -s "$host_ca" ]; then
+  install -D -m 0644 "$host_ca" "$ROOT/usr/local/share/host-ca/ca.crt"
+  ca_env=(NODE_EXTRA_CA_CERTS=/usr/local/share/host-ca/ca.crt npm_config_cafile=/usr/local/share/host-ca/ca.crt)
+fi
 chroot "$ROOT" /usr/local/bin/node --version >>"$LOG" 2>&1 || fail "node does not run in the root"
 end
 
@@ -113,12 +121,14 @@ cat >"$ROOT/usr/local/bin/in-app" <<SH
 cd $APP && exec "\$@"
 SH
 chmod +x "$ROOT/usr/local/bin/in-app"
+CA_ENV="${ca_env[*]}"
 in_root() {
+  # shellcheck disable=SC2086 # CA_ENV is a list of NAME=value words
   chroot "$ROOT" /usr/bin/env -i HOME=/root PATH=/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin \
-    LANG=C.UTF-8 TERM=dumb /usr/local/bin/in-app "$@"
+    LANG=C.UTF-8 TERM=dumb $CA_ENV /usr/local/bin/in-app "$@"
 }
 export -f in_root
-export ROOT APP
+export ROOT APP CA_ENV
 
 # 4. The README's setup, with the network: apt packages, npm install from the lock file.
 begin install
