@@ -28,7 +28,7 @@ import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
 import { defaultGenerationDir } from '../src/config/index.ts';
 import { EmbeddedStore } from '../src/store/embedded.ts';
-import { recallAt } from '../src/store/exact.ts';
+import { recallAt } from './lib/exact.ts';
 import type { ItemPoint } from '../src/store/types.ts';
 import { DEFAULT_SPEC, Synth, synthPayload, type SynthSpec } from './synth.ts';
 
@@ -71,7 +71,7 @@ async function buildStore(n: number, spec: SynthSpec): Promise<{ dir: string; lo
   // autoIndex on, as in service: indexes (btree on id included) are built once the table
   // crosses the threshold and kept fresh, which is also what keeps later upserts fast.
   // keepVersionsS 0: no other reader exists, and every compaction would otherwise keep a copy.
-  const store = new EmbeddedStore({ dataDir: dir, keepVersionsS: 0 });
+  const store = new EmbeddedStore({ dataDir: dir, keepVersionsS: 0, readConsistencyS: 0, autoIndex: true });
   await store.open({ name: 'bench', dim: spec.dim });
   let t = performance.now();
   for (let from = 0; from < n; from += BATCH) {

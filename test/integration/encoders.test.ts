@@ -19,7 +19,8 @@ import { framesToTensor } from '../../src/models/preprocess.ts';
 import { loadTokenizer } from '../../src/models/tokenizer.ts';
 import type { FrameSegment, TowerName } from '../../src/models/types.ts';
 import { defaultGenerationDir, ROOT } from '../helpers/generation.ts';
-import { cosine, dot, readArray, readGolden, row, type Golden } from '../helpers/golden.ts';
+import { readArray, readGolden, row, type Golden } from '../helpers/golden.ts';
+import { cosine, dot } from '../../src/vectors.ts';
 
 const run = promisify(execFile);
 const dir = defaultGenerationDir();
