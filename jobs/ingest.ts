@@ -147,7 +147,9 @@ async function runIngest(deps: IngestDeps, job: Job<IngestData>, signal: AbortSi
     await job.updateProgress({ stage: 'cleanup', percent: 100, etaS: 0 } satisfies JobProgress);
     return { videoId, segments: media.segments.length, modalities: fused.item.modalities, durationS: info.durationS, stages };
   } catch (err) {
-    if (!(err instanceof VideoDeleted)) throw err;
+    // A stage can also fail because the DELETE pulled the upload from under ffmpeg: that is a deletion too.
+    const gone = err instanceof VideoDeleted || !(await deps.catalog.get(videoId).catch(() => 'unknown'));
+    if (!gone) throw err;
     // The DELETE removed the record, the vectors and the upload; a poster written after it is this run's to remove.
     await deps.files.removePoster(videoId);
     return { videoId, segments: 0, modalities: [], durationS: 0, stages: clock.finish(), skipped: 'deleted' };

@@ -62,7 +62,8 @@ export class BullJobQueue implements JobQueue {
 
   async enqueueIngest(jobId: string, data: IngestData): Promise<void> {
     const old = await this.#queues.ingest.getJob(jobId);
-    if (old && (await old.isFailed())) await old.remove();
+    // A finished job under the id would swallow the new one: a failed try, or the run of a video deleted meanwhile.
+    if (old && ((await old.isFailed()) || (await old.isCompleted()))) await old.remove();
     await this.enqueue('ingest', data, { jobId });
   }
 

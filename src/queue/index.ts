@@ -65,8 +65,8 @@ export type JobCounts = Record<string, number>;
 export interface JobQueue {
   /**
    * Enqueues the ingest of an admitted upload under its deterministic id (one job per content and generation).
-   * A failed job under the same id is replaced, so re-admitting a failed upload retries it; a live or finished
-   * one is left as it is.
+   * A finished job under the same id is replaced, so re-admitting a failed upload, or one deleted while its job
+   * ran, ingests it again; a waiting or active one is left to run (it reads the record when it writes).
    */
   enqueueIngest(jobId: string, data: IngestData): Promise<void>;
   /** An ingest job, or null when there is none with that id (never enqueued, or removed after its retention). */
