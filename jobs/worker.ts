@@ -48,6 +48,7 @@ export function startWorkers(
     w.on('error', (err) => log.error({ err, queue: policy.queue }, 'worker error'));
     w.on('failed', (job, err) => log.warn({ jobId: job?.id, queue: policy.queue, err: err.message }, 'job failed'));
     w.on('completed', (job) => log.info({ jobId: job.id, queue: policy.queue }, 'job completed'));
+    w.on('stalled', (jobId) => log.warn({ jobId, queue: policy.queue }, 'job stalled: its worker stopped renewing the lock'));
     return w;
   });
   return {
