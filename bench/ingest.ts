@@ -12,28 +12,27 @@ import { parseArgs } from 'node:util';
 import { startTestService } from '../test/helpers/service.ts';
 import { lavfiClip } from '../test/helpers/clips.ts';
 import { ROOT } from '../test/helpers/generation.ts';
-import { ffmpegFloor, probe } from '../src/media/index.ts';
-import { mediaLimits, type IngestResult } from '../jobs/ingest.ts';
-import { storeUpload } from '../src/server/upload.ts';
-import { admitVideo } from '../src/videos/service.ts';
+import { probe } from '../src/media/index.ts';
+import type { IngestResult } from '../src/queue/index.ts';
+import { admitVideo, videoService } from '../src/videos/service.ts';
+import { ffmpegFloor } from './lib/floor.ts';
 
 const { values } = parseArgs({ options: { clips: { type: 'string', default: '10,60,300' } } });
 const lengths = values.clips!.split(',').map(Number);
 
-const svc = await startTestService({ workers: true, env: { MONTAGE_MAX_DURATION_S: '900', LOG_LEVEL: 'warn' } });
+const svc = await startTestService({
+  workers: true,
+  env: { MONTAGE_MAX_DURATION_S: '900', MONTAGE_MAX_UPLOAD_BYTES: String(Number.MAX_SAFE_INTEGER), LOG_LEVEL: 'warn' },
+});
 const gen = svc.rt.encoders.generation;
 const vp = gen.preprocessing.video;
 const runs = [];
 /** Uploads one file through the real admission path and waits for its ingest job; returns the finished job. */
 async function ingestOnce(file: string, title: string) {
-  const stored = await storeUpload(createReadStream(file), path.join(svc.config.dataDir, 'uploads'), Number.MAX_SAFE_INTEGER);
-  const admitted = await admitVideo(
-    { config: svc.config, catalog: svc.rt.catalog, store: svc.rt.store, ingestQueue: svc.rt.queues.ingest, generation: gen.name },
-    stored,
-    { title, description: '', tags: [] },
-  );
+  const stored = await svc.rt.files.receive(createReadStream(file));
+  const admitted = await admitVideo(videoService(svc.rt), stored, { title, description: '', tags: [] });
   for (;;) {
-    const job = (await svc.rt.queues.ingest.getJob(admitted.jobId))!;
+    const job = (await svc.rt.jobs.queue('ingest').getJob(admitted.jobId))!;
     const state = await job.getState();
     if (state === 'failed') throw new Error(`bench job failed: ${job.failedReason}`);
     if (state === 'completed') return job;
@@ -48,7 +47,8 @@ try {
   for (const seconds of lengths) {
     const file = path.join(svc.config.dataDir, `bench-${seconds}s.mp4`);
     await lavfiClip(file, { seconds, size: '1280x720' });
-    const info = await probe(file, mediaLimits(svc.config), `bench-${seconds}s`);
+    const { limits } = svc.config.media;
+    const info = await probe(file, limits, `bench-${seconds}s`);
     const floorOpts = {
       segmentSeconds: vp.segment_seconds,
       framesPerSegment: vp.frames_per_segment,
@@ -57,6 +57,8 @@ try {
       durationS: info.durationS,
       sampleRate: gen.preprocessing.audio.sample_rate,
       hasAudio: info.audioCodec !== null,
+      timeoutMs: limits.timeoutMs,
+      allowedContainers: limits.allowedContainers,
     };
     const floorA = (await ffmpegFloor(file, floorOpts)).seconds;
 

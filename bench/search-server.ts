@@ -13,7 +13,8 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import { createRuntime } from '../src/runtime.ts';
 import { buildApp, loadApiSchemas } from '../src/server/app.ts';
 import { toHit } from '../src/server/routes/search.ts';
-import { exactTopK, normalize } from '../src/store/exact.ts';
+import { exactTopK } from './lib/exact.ts';
+import { unit } from '../src/vectors.ts';
 import { Synth, synthPayload, type SynthSpec } from './synth.ts';
 
 async function real(): Promise<{ app: FastifyInstance; close: () => Promise<unknown> }> {
@@ -39,7 +40,8 @@ async function exact(n: number, spec: SynthSpec): Promise<{ app: FastifyInstance
     },
     async (req) => {
       // Same normalisation as the service's vector query (src/search/service.ts).
-      const q = normalize(Float32Array.from(req.body.vector));
+      const v = Float32Array.from(req.body.vector);
+      const q = unit(v) ?? v;
       const hits = exactTopK(matrix, spec.dim, q, req.body.limit ?? 10);
       return { hits: hits.map((h) => toHit({ videoId: `v${h.index}`, score: h.score, payload: synthPayload(h.index) }, '')) };
     },

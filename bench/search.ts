@@ -25,10 +25,11 @@ import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { Redis } from 'ioredis';
-import { defaultGenerationDir } from '../src/config/index.ts';
+import { loadConfig } from '../src/config/index.ts';
+import { defaultGenerationDir } from '../test/helpers/generation.ts';
+import { dropPrefix } from '../test/helpers/service.ts';
 import { EmbeddedStore } from '../src/store/embedded.ts';
-import { recallAt } from '../src/store/exact.ts';
+import { recallAt } from './lib/exact.ts';
 import type { ItemPoint } from '../src/store/types.ts';
 import { DEFAULT_SPEC, Synth, synthPayload, type SynthSpec } from './synth.ts';
 
@@ -71,7 +72,7 @@ async function buildStore(n: number, spec: SynthSpec): Promise<{ dir: string; lo
   // autoIndex on, as in service: indexes (btree on id included) are built once the table
   // crosses the threshold and kept fresh, which is also what keeps later upserts fast.
   // keepVersionsS 0: no other reader exists, and every compaction would otherwise keep a copy.
-  const store = new EmbeddedStore({ dataDir: dir, keepVersionsS: 0 });
+  const store = new EmbeddedStore({ dataDir: dir, keepVersionsS: 0, readConsistencyS: 0, autoIndex: true });
   await store.open({ name: 'bench', dim: spec.dim });
   let t = performance.now();
   for (let from = 0; from < n; from += BATCH) {
@@ -98,14 +99,8 @@ function item(i: number, fused: Float32Array): ItemPoint {
 
 /** The generation the real server loads: MONTAGE_GENERATION_DIR, else the committed default, else var/generations/tiny. */
 function generationDir(dim: number): { dir: string; name: string } {
-  let dir = process.env.MONTAGE_GENERATION_DIR;
-  if (!dir) {
-    try {
-      dir = defaultGenerationDir();
-    } catch {
-      dir = 'var/generations/tiny';
-    }
-  }
+  const dir = defaultGenerationDir();
+  if (!dir) throw new Error('no model generation found: train one (encoders/README.md) or set MONTAGE_GENERATION_DIR');
   const m = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8')) as { generation: string; dim: number };
   if (m.dim !== dim) throw new Error(`generation ${dir} has dim ${m.dim}; the bench vectors have ${dim}`);
   return { dir: resolve(dir), name: m.generation };
@@ -246,17 +241,7 @@ async function measure(n: number, spec: SynthSpec, gen: { dir: string }, queries
 
 /** The runtime's queues touch a few keys under the bench's own prefix; remove them. */
 async function cleanRedis(): Promise<void> {
-  const redis = new Redis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379');
-  try {
-    let cursor = '0';
-    do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', `${QUEUE_PREFIX}:*`, 'COUNT', 1000);
-      if (keys.length) await redis.del(...keys);
-      cursor = next;
-    } while (cursor !== '0');
-  } finally {
-    redis.disconnect();
-  }
+  await dropPrefix(loadConfig({ ...process.env, MONTAGE_GENERATION_DIR: generationDir(DEFAULT_SPEC.dim).dir }).redis.url, QUEUE_PREFIX);
 }
 
 async function main(): Promise<void> {

@@ -1,10 +1,8 @@
 /**
- * The one policy table for every job type (PeerTube's JOB_ATTEMPTS/JOB_TTL habit): a new job type does not
- * compile until it has a policy here, and the worker refuses to boot when a type has no handler.
+ * The one policy table for every job type (PeerTube's JOB_ATTEMPTS/JOB_TTL habit), and the one place a job type
+ * is declared: a new type is a new row here. It does not compile until the row is complete, its queue exists
+ * from then on (jobs/queues.ts builds one per row), and the worker refuses to boot until it has a handler.
  */
-export const JOB_TYPES = ['ingest', 'user-vector'] as const;
-export type JobType = (typeof JOB_TYPES)[number];
-
 export interface JobPolicy {
   /** BullMQ queue name (under the configured prefix). */
   queue: string;
@@ -18,6 +16,13 @@ export interface JobPolicy {
   concurrency: number;
   /** Lock duration: a worker that stops renewing for this long is considered stalled and its job is retried. */
   lockMs: number;
+  /** Times a job may stall (its worker died) and be picked up again before it is failed. */
+  maxStalledCount: number;
+  /**
+   * Debounce window, ms: jobs enqueued with the same debounce key within it fold into one, run once the window
+   * has passed (a burst of events makes one recomputation). Unset: every enqueue is a job.
+   */
+  debounceMs?: number;
   /** How long finished jobs stay queryable (GET /v1/jobs/:id), seconds, and how many at most. */
   keepCompleted: { age: number; count: number };
   keepFailed: { age: number; count: number };
@@ -31,6 +36,7 @@ export const JOB_POLICY = {
     timeoutMs: 30 * 60_000,
     concurrency: 1,
     lockMs: 60_000,
+    maxStalledCount: 2,
     keepCompleted: { age: 7 * 86_400, count: 10_000 },
     keepFailed: { age: 30 * 86_400, count: 10_000 },
   },
@@ -41,17 +47,34 @@ export const JOB_POLICY = {
     timeoutMs: 60_000,
     concurrency: 4,
     lockMs: 30_000,
+    maxStalledCount: 2,
+    debounceMs: 500,
     // Finished ones go at once: the debounce key must free up for the next burst of events.
     keepCompleted: { age: 60, count: 100 },
     keepFailed: { age: 7 * 86_400, count: 1_000 },
   },
-} as const satisfies Record<JobType, JobPolicy>;
+} as const satisfies Record<string, JobPolicy>;
+
+export type JobType = keyof typeof JOB_POLICY;
+export const JOB_TYPES = Object.keys(JOB_POLICY) as JobType[];
+
+/** How one enqueue identifies its job (both optional). */
+export interface EnqueueKey {
+  /** Deterministic job id: enqueueing an id that exists is a no-op (at-least-once delivery, one job). */
+  jobId?: string;
+  /** Folds enqueues within the type's debounce window into one job (needs `debounceMs` in the policy). */
+  debounceKey?: string;
+}
 
 /** BullMQ job options derived from the policy. */
-export function jobOptions(type: JobType, jobId?: string) {
+export function jobOptions(type: JobType, key: EnqueueKey = {}) {
   const p: JobPolicy = JOB_POLICY[type];
+  if (key.debounceKey !== undefined && p.debounceMs === undefined) throw new Error(`job type ${type} has no debounce window`);
   return {
-    ...(jobId ? { jobId } : {}),
+    ...(key.jobId ? { jobId: key.jobId } : {}),
+    ...(key.debounceKey !== undefined
+      ? { delay: p.debounceMs, deduplication: { id: `${type}:${key.debounceKey}`, keepLastIfActive: true } }
+      : {}),
     attempts: p.attempts,
     backoff: { type: 'exponential' as const, delay: p.backoffMs },
     removeOnComplete: p.keepCompleted,

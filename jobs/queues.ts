@@ -1,17 +1,18 @@
-/** The Redis/BullMQ seam: connections and queues, built from config. */
+/**
+ * The Redis/BullMQ seam: connections, one queue per job type of the policy table, and `BullJobQueue`, the
+ * implementation of the service's `JobQueue` (src/queue). Jobs enqueue follow-up work through `enqueue()`.
+ */
 import { Redis } from 'ioredis';
-import { Queue, type ConnectionOptions } from 'bullmq';
+import { Queue } from 'bullmq';
 import { AppError } from '../src/errors/index.ts';
 import type { Config } from '../src/config/index.ts';
-import { JOB_POLICY, type JobType } from './policy.ts';
+import type { Logger } from '../src/log.ts';
+import type { IngestData, IngestJobView, IngestResult, JobCounts, JobProgress, JobQueue, JobState } from '../src/queue/index.ts';
+import { JOB_POLICY, JOB_TYPES, jobOptions, type EnqueueKey, type JobType } from './policy.ts';
 
 /** A Redis connection for BullMQ (blocking commands need maxRetriesPerRequest: null). */
 export function connect(config: Config, role: string): Redis {
   return new Redis(config.redis.url, { maxRetriesPerRequest: null, connectionName: `montage:${role}`, lazyConnect: false });
-}
-
-export function queueFor(type: JobType, connection: ConnectionOptions, prefix: string): Queue {
-  return new Queue(JOB_POLICY[type].queue, { connection, prefix });
 }
 
 /** Fails fast with QUEUE_UNAVAILABLE when Redis does not answer. */
@@ -28,5 +29,84 @@ export async function pingRedis(redis: Redis, timeoutMs = 2000): Promise<void> {
     throw new AppError('QUEUE_UNAVAILABLE', `Redis ping failed: ${(err as Error).message}`, { cause: err });
   } finally {
     clearTimeout(timer);
+  }
+}
+
+const COUNTED_STATES = ['waiting', 'active', 'completed', 'failed', 'delayed'] as const;
+
+export class BullJobQueue implements JobQueue {
+  readonly #redis: Redis;
+  readonly #queues: Record<JobType, Queue>;
+
+  /** One BullMQ queue per job type on `redis` (which the caller owns and closes), each with an error listener. */
+  constructor(redis: Redis, prefix: string, log: Logger) {
+    this.#redis = redis;
+    this.#queues = Object.fromEntries(
+      JOB_TYPES.map((type) => {
+        const q = new Queue(JOB_POLICY[type].queue, { connection: redis, prefix });
+        q.on('error', (err) => log.error({ err: err.message, queue: q.name }, 'queue error'));
+        return [type, q];
+      }),
+    ) as Record<JobType, Queue>;
+  }
+
+  /** The BullMQ queue of a job type (the CLI and tests read jobs through it). */
+  queue(type: JobType): Queue {
+    return this.#queues[type];
+  }
+
+  /** Enqueues a job of any type with the options its policy gives. */
+  async enqueue(type: JobType, data: object, key: EnqueueKey = {}): Promise<void> {
+    await this.#queues[type].add(type, data, jobOptions(type, key));
+  }
+
+  async enqueueIngest(jobId: string, data: IngestData): Promise<void> {
+    const old = await this.#queues.ingest.getJob(jobId);
+    // A finished job under the id would swallow the new one: a failed try, or the run of a video deleted meanwhile.
+    if (old && ((await old.isFailed()) || (await old.isCompleted()))) await old.remove();
+    await this.enqueue('ingest', data, { jobId });
+  }
+
+  async ingestJob(jobId: string): Promise<IngestJobView | null> {
+    const job = await this.#queues.ingest.getJob(jobId);
+    if (!job) return null;
+    return {
+      id: job.id!,
+      data: job.data as IngestData,
+      state: (await job.getState()) as JobState,
+      progress: typeof job.progress === 'object' ? (job.progress as JobProgress) : null,
+      result: (job.returnvalue as IngestResult | null) ?? null,
+      attemptsMade: job.attemptsMade,
+      createdAt: job.timestamp,
+      finishedAt: job.finishedOn,
+      failedReason: job.failedReason,
+    };
+  }
+
+  async removeIngest(jobId: string): Promise<void> {
+    const job = await this.#queues.ingest.getJob(jobId);
+    // An active job holds a lock and cannot be removed; it re-checks the record before and after writing.
+    if (job) await job.remove().catch(() => undefined);
+  }
+
+  async requestUserVector(userId: string): Promise<void> {
+    await this.enqueue('user-vector', { userId }, { debounceKey: userId });
+  }
+
+  async counts(): Promise<Record<string, JobCounts>> {
+    const out: Record<string, JobCounts> = {};
+    for (const type of JOB_TYPES) out[type] = await this.#queues[type].getJobCounts(...COUNTED_STATES);
+    return out;
+  }
+
+  async ping(): Promise<void> {
+    await pingRedis(this.#redis);
+  }
+
+  /** Closes every queue, each even if one before it failed; the connection is the caller's. */
+  async close(): Promise<void> {
+    const results = await Promise.allSettled(Object.values(this.#queues).map((q) => q.close()));
+    const failed = results.find((r) => r.status === 'rejected');
+    if (failed) throw failed.reason;
   }
 }

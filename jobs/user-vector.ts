@@ -1,8 +1,8 @@
 /**
  * The user-vector job: reads a user's newest engaged items, their content vectors from the store, and runs the
- * user tower; the result is upserted into the `users` collection. Enqueued debounced per user (BullMQ
- * deduplication), so a burst of events makes one recomputation, and it reads state when it runs, so it is
- * idempotent and always reflects the newest events.
+ * user tower; the result is upserted into the `users` collection. Enqueued debounced per user (the policy's
+ * `debounceMs`, BullMQ deduplication), so a burst of events makes one recomputation, and it reads state when it
+ * runs, so it is idempotent and always reflects the newest events.
  */
 import type { Job } from 'bullmq';
 import type { Encoders } from '../src/models/types.ts';
@@ -25,13 +25,6 @@ export interface UserVectorDeps {
   store: VectorStore;
   events: EventLog;
   log: Logger;
-}
-
-/** Debounce: events arriving within this window fold into one recomputation. */
-export const USER_VECTOR_DEBOUNCE_MS = 500;
-
-export function userVectorJobOptions(userId: string) {
-  return { delay: USER_VECTOR_DEBOUNCE_MS, deduplication: { id: `user-vector:${userId}`, keepLastIfActive: true } };
 }
 
 export function makeUserVectorProcessor(deps: UserVectorDeps) {

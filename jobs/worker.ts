@@ -3,6 +3,7 @@
  * `error` listener, and a clean shutdown (workers, then queues, then connections; each step runs even if one
  * before it failed).
  */
+import { hostname } from 'node:os';
 import { Worker, type Processor } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from '../src/log.ts';
@@ -14,6 +15,14 @@ export type Handlers = Record<JobType, Processor>;
 export interface RunningWorkers {
   workers: Worker[];
   close(): Promise<void>;
+}
+
+/**
+ * The worker's name, which BullMQ records on every job it takes and finishes (`processedBy`), so a job says which
+ * process ran it.
+ */
+export function workerName(): string {
+  return `montage-worker:${hostname()}:${process.pid}`;
 }
 
 export function startWorkers(
@@ -28,16 +37,18 @@ export function startWorkers(
     const policy = JOB_POLICY[type];
     const concurrency = type === 'ingest' ? config.worker.ingestConcurrency : policy.concurrency;
     const w = new Worker(policy.queue, handlers[type], {
+      name: workerName(),
       connection,
       prefix: config.redis.prefix,
       concurrency,
       lockDuration: opts.lockMs ?? config.worker.lockMs ?? policy.lockMs,
       stalledInterval: opts.stalledIntervalMs ?? config.worker.stalledIntervalMs,
-      maxStalledCount: 2,
+      maxStalledCount: policy.maxStalledCount,
     });
     w.on('error', (err) => log.error({ err, queue: policy.queue }, 'worker error'));
     w.on('failed', (job, err) => log.warn({ jobId: job?.id, queue: policy.queue, err: err.message }, 'job failed'));
     w.on('completed', (job) => log.info({ jobId: job.id, queue: policy.queue }, 'job completed'));
+    w.on('stalled', (jobId) => log.warn({ jobId, queue: policy.queue }, 'job stalled: its worker stopped renewing the lock'));
     return w;
   });
   return {

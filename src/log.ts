@@ -3,6 +3,7 @@ import { pino, type Logger } from 'pino';
 
 export type { Logger };
 
-export function createLogger(level = process.env.LOG_LEVEL ?? 'info'): Logger {
+/** @param level the configured level (config.logLevel, from LOG_LEVEL). */
+export function createLogger(level: string): Logger {
   return pino({ level, base: { service: 'montage' } });
 }

@@ -1,9 +1,9 @@
 /**
- * Wires the service's parts from config, in one place: Redis, catalog, vector store, encoders, queues. The boot
- * checks live here: the store refuses a generation whose dimension disagrees with its aliases, and the worker
- * refuses to start when a job type has no handler.
+ * The composition root: wires the service's parts from config, in one place (Redis, catalog, vector store,
+ * encoders, the job queue, files), and applies the settings that belong to a process (ffmpeg/ffprobe paths). The
+ * boot checks live here: the store refuses a generation whose dimension disagrees with its aliases, and the worker
+ * refuses to start when a job type has no handler. With src/cli/, the only code in src/ that imports jobs/.
  */
-import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { loadConfig, type Config } from './config/index.ts';
 import { createLogger, type Logger } from './log.ts';
@@ -12,8 +12,12 @@ import { createStore } from './store/index.ts';
 import type { VectorStore } from './store/types.ts';
 import { loadEncoders } from './models/index.ts';
 import type { Encoders } from './models/types.ts';
-import { connect, queueFor, pingRedis } from '../jobs/queues.ts';
+import { setFfmpegPath, setFfprobePath } from './media/index.ts';
 import { EventLog } from './users/events.ts';
+import { VideoFiles } from './videos/files.ts';
+import { BullJobQueue, connect, pingRedis } from '../jobs/queues.ts';
+import { makeHandlers, type JobDeps } from '../jobs/index.ts';
+import { startWorkers, type RunningWorkers } from '../jobs/worker.ts';
 
 export interface Runtime {
   config: Config;
@@ -22,8 +26,10 @@ export interface Runtime {
   catalog: Catalog;
   store: VectorStore;
   encoders: Encoders;
-  queues: { ingest: Queue; userVector: Queue };
+  /** The job queue; `jobs.queue(type)` reaches the BullMQ queue of a job type. */
+  jobs: BullJobQueue;
   events: EventLog;
+  files: VideoFiles;
   /** Closes everything, in order, each step even if one before it failed. */
   close(): Promise<void>;
 }
@@ -44,6 +50,8 @@ export interface RuntimeOptions {
 export async function createRuntime(opts: RuntimeOptions): Promise<Runtime> {
   const config = opts.config ?? loadConfig();
   const log = opts.log ?? createLogger(config.logLevel);
+  setFfprobePath(config.media.ffprobePath);
+  setFfmpegPath(config.media.ffmpegPath);
   const encoders = await loadEncoders(config.models.generationDir, {
     provider: config.models.provider,
     intraOpThreads: config.models.intraOpThreads,
@@ -67,17 +75,13 @@ export async function createRuntime(opts: RuntimeOptions): Promise<Runtime> {
   };
   try {
     await pingRedis(redis, 5000);
-    const store = await createStore(config, { log, autoIndex: opts.buildIndexes ?? true });
+    const store = await createStore(config.store, { log, autoIndex: opts.buildIndexes ?? true });
     closers.push(['store', () => store.close()]);
     await store.open({ name: encoders.generation.name, dim: encoders.generation.dim });
-    const ingest = queueFor('ingest', redis, config.redis.prefix);
-    const userVector = queueFor('user-vector', redis, config.redis.prefix);
-    for (const q of [ingest, userVector]) {
-      q.on('error', (err) => log.error({ err: err.message, queue: q.name }, 'queue error'));
-      closers.push([`queue ${q.name}`, () => q.close()]);
-    }
+    const jobs = new BullJobQueue(redis, config.redis.prefix, log);
+    closers.push(['queues', () => jobs.close()]);
     log.info(
-      { generation: encoders.generation.name, dim: encoders.generation.dim, store: config.store.qdrantUrl ? 'qdrant' : 'embedded' },
+      { generation: encoders.generation.name, dim: encoders.generation.dim, store: config.store.qdrant ? 'qdrant' : 'embedded' },
       'runtime ready',
     );
     return {
@@ -87,12 +91,25 @@ export async function createRuntime(opts: RuntimeOptions): Promise<Runtime> {
       catalog: new Catalog(redis, config.redis.prefix),
       store,
       encoders,
-      queues: { ingest, userVector },
+      jobs,
       events: new EventLog(redis, config.redis.prefix),
+      files: new VideoFiles(config.dataDir, config.server.maxUploadBytes),
       close,
     };
   } catch (err) {
     await close();
     throw err;
   }
+}
+
+/**
+ * Starts a worker for every job type on the runtime's parts; `override` replaces parts for the processors only
+ * (tests inject a DELETE at a known ingest stage through `onStage`).
+ */
+export function startRuntimeWorkers(
+  rt: Runtime,
+  opts: { stalledIntervalMs?: number; lockMs?: number; override?: Partial<JobDeps> } = {},
+): RunningWorkers {
+  const { override, ...timing } = opts;
+  return startWorkers(rt.config, rt.redis, makeHandlers({ ...rt, ...override }), rt.log, timing);
 }

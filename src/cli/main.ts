@@ -6,13 +6,9 @@ import { createReadStream } from 'node:fs';
 import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { createRuntime, type Runtime } from '../runtime.ts';
+import { createRuntime, startRuntimeWorkers, type Runtime } from '../runtime.ts';
 import { buildApp } from '../server/app.ts';
-import { startWorkers, type RunningWorkers } from '../../jobs/worker.ts';
-import { makeIngestProcessor } from '../../jobs/ingest.ts';
-import { makeUserVectorProcessor } from '../../jobs/user-vector.ts';
-import { storeUpload } from '../server/upload.ts';
-import { admitVideo } from '../videos/service.ts';
+import { admitVideo, videoService } from '../videos/service.ts';
 import { isAppError } from '../errors/index.ts';
 
 const USAGE = `usage: montage <command>
@@ -22,10 +18,6 @@ const USAGE = `usage: montage <command>
   ingest <file|dir>...  backfill files or folders through the ingest flow, with a progress bar
                         [--tags a,b] [--no-worker: only enqueue, a running worker does the work]
   status                generation, store, queue counts`;
-
-function workers(rt: Runtime): RunningWorkers {
-  return startWorkers(rt.config, rt.redis, { ingest: makeIngestProcessor(rt), 'user-vector': makeUserVectorProcessor(rt) }, rt.log);
-}
 
 /**
  * SIGTERM/SIGINT: stop taking work, drain, close in order; a second signal exits at once. Installed before the
@@ -61,7 +53,7 @@ async function serve(withWorker: boolean): Promise<void> {
   const app = await buildApp(rt);
   onStop(() => app.close());
   if (withWorker) {
-    const w = workers(rt);
+    const w = startRuntimeWorkers(rt);
     onStop(() => w.close());
   }
   onStop(() => rt.close());
@@ -72,7 +64,7 @@ async function worker(): Promise<void> {
   const booted: { rt?: Runtime } = {};
   const onStop = shutdownHandler(() => booted.rt?.log);
   const rt = (booted.rt = await createRuntime({ role: 'worker' }));
-  const w = workers(rt);
+  const w = startRuntimeWorkers(rt);
   onStop(() => w.close());
   onStop(() => rt.close());
 }
@@ -108,19 +100,13 @@ async function ingest(args: string[]): Promise<number> {
   if (positionals.length === 0) throw new Error('ingest needs at least one file or folder');
   const files = await listVideos(positionals);
   const rt = await createRuntime({ role: 'ingest' });
-  const w = values['no-worker'] ? null : workers(rt);
-  const svc = {
-    config: rt.config,
-    catalog: rt.catalog,
-    store: rt.store,
-    ingestQueue: rt.queues.ingest,
-    generation: rt.encoders.generation.name,
-  };
+  const w = values['no-worker'] ? null : startRuntimeWorkers(rt);
+  const svc = videoService(rt);
   const jobs: string[] = [];
   let failed = 0;
   for (const f of files) {
     try {
-      const stored = await storeUpload(createReadStream(f), path.join(rt.config.dataDir, 'uploads'), rt.config.server.maxUploadBytes);
+      const stored = await rt.files.receive(createReadStream(f));
       const tags = values.tags
         ? values.tags
             .split(',')
@@ -135,7 +121,7 @@ async function ingest(args: string[]): Promise<number> {
     }
   }
   for (;;) {
-    const states = await Promise.all(jobs.map(async (id) => (await rt.queues.ingest.getJob(id))?.getState() ?? 'unknown'));
+    const states = await Promise.all(jobs.map(async (id) => (await rt.jobs.ingestJob(id))?.state ?? 'unknown'));
     const done = states.filter((s) => s === 'completed').length;
     const jobFailed = states.filter((s) => s === 'failed').length;
     process.stderr.write(`\r${bar(done + jobFailed + failed, files.length, jobFailed + failed)}`);
@@ -153,14 +139,14 @@ async function ingest(args: string[]): Promise<number> {
 
 async function status(): Promise<void> {
   const rt = await createRuntime({ role: 'status', buildIndexes: false });
-  const counts = await rt.queues.ingest.getJobCounts('waiting', 'active', 'completed', 'failed', 'delayed');
+  const counts = await rt.jobs.counts();
   const out = {
     generation: rt.encoders.generation.name,
     dim: rt.encoders.generation.dim,
-    store: rt.config.store.qdrantUrl ? 'qdrant' : 'embedded',
+    store: rt.config.store.qdrant ? 'qdrant' : 'embedded',
     aliases: await rt.store.aliases(),
     items: await rt.store.countItems(),
-    ingestJobs: counts,
+    ingestJobs: counts.ingest,
   };
   process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
   await rt.close();

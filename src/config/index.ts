@@ -6,6 +6,8 @@ import { readdirSync, existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { AppError } from '../errors/index.ts';
+import { MEDIA_ALLOWLISTS } from '../media/limits.ts';
+import type { MediaLimits } from '../media/types.ts';
 
 export const PROJECT_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
@@ -30,20 +32,7 @@ export interface Config {
     /** BullMQ key prefix; tests use a fresh one per run. @defaultValue 'montage' (MONTAGE_QUEUE_PREFIX) */
     prefix: string;
   };
-  store: {
-    /** When set, Qdrant is used; otherwise the embedded store. @defaultValue unset (QDRANT_URL) */
-    qdrantUrl: string | undefined;
-    /** @defaultValue unset (QDRANT_API_KEY) */
-    qdrantApiKey: string | undefined;
-    /** @defaultValue '<dataDir>/store' (MONTAGE_STORE_DIR) */
-    embeddedDir: string;
-    /**
-     * Embedded store: how stale a read may be, in seconds, before it looks for another process's writes (the
-     * worker's, seen by the API). 0 checks on every read, which costs ~15% of a search's CPU at 1M items.
-     * @defaultValue 1 (MONTAGE_STORE_READ_CONSISTENCY_S)
-     */
-    readConsistencyS: number;
-  };
+  store: StoreConfig;
   models: {
     /** @defaultValue the single folder under encoders/generations/ (MONTAGE_GENERATION_DIR) */
     generationDir: string;
@@ -55,16 +44,12 @@ export interface Config {
     maxBatch: number;
   };
   media: {
-    /** @defaultValue 600 (MONTAGE_MAX_DURATION_S) */
-    maxDurationS: number;
-    /** @defaultValue 0.3 (MONTAGE_MIN_DURATION_S) */
-    minDurationS: number;
-    /** @defaultValue 4096 (MONTAGE_MAX_SIDE) */
-    maxSide: number;
-    /** @defaultValue 8 (MONTAGE_MAX_STREAMS) */
-    maxStreams: number;
-    /** @defaultValue 300000 (MONTAGE_MEDIA_TIMEOUT_MS) */
-    timeoutMs: number;
+    /** What every upload is probed against and every ffmpeg run is bounded by; defaults in MEDIA_DEFAULTS. */
+    limits: MediaLimits;
+    /** @defaultValue 'ffprobe' on PATH (FFPROBE_PATH) */
+    ffprobePath: string;
+    /** @defaultValue 'ffmpeg' on PATH (FFMPEG_PATH) */
+    ffmpegPath: string;
   };
   worker: {
     /** Ingest jobs run at once in one worker process. @defaultValue 1 (MONTAGE_INGEST_CONCURRENCY) */
@@ -77,6 +62,36 @@ export interface Config {
   /** @defaultValue 'info' (LOG_LEVEL) */
   logLevel: string;
 }
+
+/** Which vector store, with its options: Qdrant when `qdrant` is set, the embedded store otherwise. */
+export interface StoreConfig {
+  /** @defaultValue unset (QDRANT_URL, QDRANT_API_KEY) */
+  qdrant: { url: string; apiKey: string | undefined } | undefined;
+  embedded: {
+    /** @defaultValue '<dataDir>/store' (MONTAGE_STORE_DIR) */
+    dataDir: string;
+    /**
+     * How stale a read may be, in seconds, before it looks for another process's writes (the worker's, seen by
+     * the API). 0 checks on every read, which costs ~15% of a search's CPU at 1M items.
+     * @defaultValue 1 (MONTAGE_STORE_READ_CONSISTENCY_S)
+     */
+    readConsistencyS: number;
+  };
+}
+
+/** The media limits' defaults, the one place they are set (README "Configuration"). */
+export const MEDIA_DEFAULTS = {
+  /** @defaultValue 600 s (MONTAGE_MAX_DURATION_S) */
+  maxDurationS: 600,
+  /** Below this there is not one frame per segment worth encoding. @defaultValue 0.3 s (MONTAGE_MIN_DURATION_S) */
+  minDurationS: 0.3,
+  /** Largest width or height. @defaultValue 4096 (MONTAGE_MAX_SIDE) */
+  maxSide: 4096,
+  /** Video + a few audio tracks + subtitles; hundreds of streams is an attack. @defaultValue 8 (MONTAGE_MAX_STREAMS) */
+  maxStreams: 8,
+  /** ffprobe/ffmpeg are SIGKILLed after this. @defaultValue 300000 ms (MONTAGE_MEDIA_TIMEOUT_MS) */
+  timeoutMs: 300_000,
+} as const;
 
 type Env = Record<string, string | undefined>;
 
@@ -136,12 +151,30 @@ export function defaultGenerationDir(root = PROJECT_ROOT): string {
   return path.join(base, names[0]!);
 }
 
+/** The media limits from the environment; with no variables set, the documented defaults (tests use that). */
+export function mediaLimits(env: Env = {}): MediaLimits {
+  const side = int(env, 'MONTAGE_MAX_SIDE', MEDIA_DEFAULTS.maxSide, 16, 16384);
+  return {
+    maxDurationS: num(env, 'MONTAGE_MAX_DURATION_S', MEDIA_DEFAULTS.maxDurationS, 0.1),
+    minDurationS: num(env, 'MONTAGE_MIN_DURATION_S', MEDIA_DEFAULTS.minDurationS, 0),
+    maxWidth: side,
+    maxHeight: side,
+    maxStreams: int(env, 'MONTAGE_MAX_STREAMS', MEDIA_DEFAULTS.maxStreams, 1, 64),
+    timeoutMs: int(env, 'MONTAGE_MEDIA_TIMEOUT_MS', MEDIA_DEFAULTS.timeoutMs, 1, 86_400_000),
+    allowedContainers: [...MEDIA_ALLOWLISTS.allowedContainers],
+    allowedVideoCodecs: [...MEDIA_ALLOWLISTS.allowedVideoCodecs],
+    allowedAudioCodecs: [...MEDIA_ALLOWLISTS.allowedAudioCodecs],
+  };
+}
+
+/** The only reader of the environment: everything else gets its settings from the Config this returns. */
 export function loadConfig(env: Env = process.env): Config {
   const dataDir = path.resolve(env.MONTAGE_DATA_DIR || path.join(PROJECT_ROOT, 'var'));
   const generationDir = env.MONTAGE_GENERATION_DIR ? path.resolve(env.MONTAGE_GENERATION_DIR) : defaultGenerationDir();
   if (!existsSync(path.join(generationDir, 'manifest.json'))) {
     throw new AppError('CONFIG_INVALID', `MONTAGE_GENERATION_DIR=${JSON.stringify(generationDir)} has no manifest.json`);
   }
+  const qdrantUrl = url(env, 'QDRANT_URL', undefined);
   return {
     server: {
       host: env.MONTAGE_HOST || '127.0.0.1',
@@ -156,10 +189,11 @@ export function loadConfig(env: Env = process.env): Config {
       prefix: env.MONTAGE_QUEUE_PREFIX || 'montage',
     },
     store: {
-      qdrantUrl: url(env, 'QDRANT_URL', undefined),
-      qdrantApiKey: env.QDRANT_API_KEY || undefined,
-      embeddedDir: path.resolve(env.MONTAGE_STORE_DIR || path.join(dataDir, 'store')),
-      readConsistencyS: num(env, 'MONTAGE_STORE_READ_CONSISTENCY_S', 1, 0),
+      qdrant: qdrantUrl ? { url: qdrantUrl, apiKey: env.QDRANT_API_KEY || undefined } : undefined,
+      embedded: {
+        dataDir: path.resolve(env.MONTAGE_STORE_DIR || path.join(dataDir, 'store')),
+        readConsistencyS: num(env, 'MONTAGE_STORE_READ_CONSISTENCY_S', 1, 0),
+      },
     },
     models: {
       generationDir,
@@ -168,11 +202,9 @@ export function loadConfig(env: Env = process.env): Config {
       maxBatch: int(env, 'MONTAGE_MAX_BATCH', 32, 1, 4096),
     },
     media: {
-      maxDurationS: num(env, 'MONTAGE_MAX_DURATION_S', 600, 0.1),
-      minDurationS: num(env, 'MONTAGE_MIN_DURATION_S', 0.3, 0),
-      maxSide: int(env, 'MONTAGE_MAX_SIDE', 4096, 16, 16384),
-      maxStreams: int(env, 'MONTAGE_MAX_STREAMS', 8, 1, 64),
-      timeoutMs: int(env, 'MONTAGE_MEDIA_TIMEOUT_MS', 300_000, 1, 86_400_000),
+      limits: mediaLimits(env),
+      ffprobePath: env.FFPROBE_PATH || 'ffprobe',
+      ffmpegPath: env.FFMPEG_PATH || 'ffmpeg',
     },
     worker: {
       ingestConcurrency: int(env, 'MONTAGE_INGEST_CONCURRENCY', 1, 1, 64),

@@ -9,6 +9,9 @@ export const ERRORS = {
   INVALID_FIELD: { status: 400, retry: false, message: 'A field of the request is invalid.' },
   LIMIT_TOO_LARGE: { status: 400, retry: false, message: 'limit is above the maximum.' },
   VECTOR_DIMENSION: { status: 400, retry: false, message: 'The vector has the wrong dimension.' },
+  ROUTE_NOT_FOUND: { status: 404, retry: false, message: 'No route for that method and path.' },
+  REQUEST_TOO_LARGE: { status: 413, retry: false, message: 'The request body or its parts exceed the server limits.' },
+  UNSUPPORTED_CONTENT_TYPE: { status: 415, retry: false, message: 'The request body has a content type the route does not take.' },
   // uploads and media
   UPLOAD_MISSING_FILE: { status: 400, retry: false, message: 'The upload has no file part.' },
   UPLOAD_TOO_LARGE: { status: 413, retry: false, message: 'The upload is larger than the size cap.' },

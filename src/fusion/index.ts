@@ -13,6 +13,7 @@
  */
 import { AppError } from '../errors/index.ts';
 import type { Modality } from '../store/types.ts';
+import { axpy, unit } from '../vectors.ts';
 
 export type FusionWeights = Record<Modality, number>;
 
@@ -94,22 +95,6 @@ function meanUnit(vectors: ReadonlyArray<Float32Array | undefined>): Float32Arra
   const sum = new Float32Array(checkDims(present));
   for (const v of present) axpy(1, v, sum);
   return unit(sum) ?? undefined;
-}
-
-/** `y += a * x` in place (float32 accumulation is plenty for a few hundred unit vectors). */
-function axpy(a: number, x: Float32Array, y: Float32Array): void {
-  for (let i = 0; i < x.length; i++) y[i]! += a * x[i]!;
-}
-
-/** A unit-norm copy, or null for a (near) zero vector, which has no direction to keep. */
-export function unit(v: Float32Array): Float32Array | null {
-  let sq = 0;
-  for (let i = 0; i < v.length; i++) sq += v[i]! * v[i]!;
-  const norm = Math.sqrt(sq);
-  if (!(norm > 1e-12)) return null;
-  const out = new Float32Array(v.length);
-  for (let i = 0; i < v.length; i++) out[i] = v[i]! / norm;
-  return out;
 }
 
 function checkDims(vectors: readonly Float32Array[]): number {

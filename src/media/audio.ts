@@ -2,22 +2,18 @@
  * Audio for the audio tower: the first audio stream, downmixed to mono and resampled by ffmpeg to
  * float32 PCM (`-ac 1 -ar <rate> -f f32le`), then cut into segments aligned with the frames.
  */
-import { DEFAULT_MEDIA_LIMITS, fileInput, hardenedInputArgs } from './limits.ts';
+import { fileInput, hardenedInputArgs } from './limits.ts';
 import { hasAudioStream } from './probe.ts';
 import { startFfmpeg } from './run.ts';
-import type { MediaLimits } from './types.ts';
+import type { MediaBounds } from './types.ts';
 
-export interface AudioOptions {
+export interface AudioOptions extends MediaBounds {
   /** Hz. The model's `preprocessing.audio.sample_rate`. */
   sampleRate: number;
   /** From the probe (`audioCodec !== null`); when left out, ffprobe is asked once more. */
   hasAudio?: boolean;
   /** Decode at most this many seconds (the probed duration): a lying container cannot flood memory. */
   maxDurationS?: number;
-  /** @defaultValue DEFAULT_MEDIA_LIMITS.timeoutMs */
-  timeoutMs?: number;
-  /** @defaultValue DEFAULT_MEDIA_LIMITS.allowedContainers */
-  allowedContainers?: MediaLimits['allowedContainers'];
 }
 
 /** Output arguments shared by extraction and the ffmpeg floor. */
@@ -28,18 +24,13 @@ export function audioOutputArgs(opts: Pick<AudioOptions, 'sampleRate' | 'maxDura
 
 /** Mono float32 PCM of the whole file at `sampleRate`, or null when the file has no audio stream. */
 export async function extractAudio(file: string, opts: AudioOptions, label: string): Promise<Float32Array | null> {
-  const limits = {
-    ...DEFAULT_MEDIA_LIMITS,
-    ...(opts.allowedContainers ? { allowedContainers: opts.allowedContainers } : {}),
-    ...(opts.timeoutMs !== undefined ? { timeoutMs: opts.timeoutMs } : {}),
-  };
-  const hasAudio = opts.hasAudio ?? (await hasAudioStream(file, limits, label));
+  const hasAudio = opts.hasAudio ?? (await hasAudioStream(file, opts, label));
   if (!hasAudio) return null;
   const run = startFfmpeg({
     input: fileInput(file),
-    inputOptions: ['-nostdin', '-hide_banner', '-loglevel', 'error', ...hardenedInputArgs(limits)],
+    inputOptions: ['-nostdin', '-hide_banner', '-loglevel', 'error', ...hardenedInputArgs(opts)],
     outputOptions: [...audioOutputArgs(opts), '-f', 'f32le'],
-    timeoutMs: limits.timeoutMs,
+    timeoutMs: opts.timeoutMs,
     doing: `ffmpeg audio on ${label}`,
   });
   const chunks: Buffer[] = [];

@@ -11,17 +11,12 @@
  * arrive, so memory holds one segment at a time however long the video is.
  */
 import { AppError } from '../errors/index.ts';
-import { DEFAULT_MEDIA_LIMITS, fileInput, hardenedInputArgs } from './limits.ts';
+import { fileInput, hardenedInputArgs } from './limits.ts';
 import { startFfmpeg } from './run.ts';
-import type { FrameOptions, MediaLimits, SegmentFrames } from './types.ts';
+import type { FrameOptions, MediaBounds, SegmentFrames } from './types.ts';
 
-/** FrameOptions plus how the run is bounded. */
-export type ExtractFrameOptions = FrameOptions & {
-  /** Kill ffmpeg after this long. @defaultValue DEFAULT_MEDIA_LIMITS.timeoutMs */
-  timeoutMs?: number;
-  /** Passed to `-format_whitelist`. @defaultValue DEFAULT_MEDIA_LIMITS.allowedContainers */
-  allowedContainers?: MediaLimits['allowedContainers'];
-};
+/** FrameOptions plus how the run is bounded (deadline, `-format_whitelist`). */
+export type ExtractFrameOptions = FrameOptions & MediaBounds;
 
 export interface SegmentPlan {
   /** Seconds between two samples: segmentSeconds / framesPerSegment. */
@@ -100,9 +95,9 @@ export async function* iterateSegments(file: string, opts: ExtractFrameOptions, 
   const frameBytes = size * size * 3;
   const run = startFfmpeg({
     input: fileInput(file),
-    inputOptions: ['-nostdin', '-hide_banner', '-loglevel', 'error', ...hardenedInputArgs(limitsOf(opts))],
+    inputOptions: ['-nostdin', '-hide_banner', '-loglevel', 'error', ...hardenedInputArgs(opts)],
     outputOptions: [...frameOutputArgs(opts), '-pix_fmt', 'rgb24', '-f', 'rawvideo'],
-    timeoutMs: opts.timeoutMs ?? DEFAULT_MEDIA_LIMITS.timeoutMs,
+    timeoutMs: opts.timeoutMs,
     doing: `ffmpeg frames on ${label}`,
   });
   const makeSegment = (index: number, frames: Uint8Array[]): SegmentFrames => ({
@@ -164,8 +159,4 @@ async function* cutFrames(stream: AsyncIterable<Buffer>, frameBytes: number): As
       }
     }
   }
-}
-
-function limitsOf(opts: ExtractFrameOptions): Pick<MediaLimits, 'allowedContainers'> {
-  return { allowedContainers: opts.allowedContainers ?? DEFAULT_MEDIA_LIMITS.allowedContainers };
 }

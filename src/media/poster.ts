@@ -4,17 +4,13 @@
  */
 import { stat, unlink } from 'node:fs/promises';
 import { AppError } from '../errors/index.ts';
-import { DEFAULT_MEDIA_LIMITS, fileInput, hardenedInputArgs } from './limits.ts';
+import { fileInput, hardenedInputArgs } from './limits.ts';
 import { startFfmpeg } from './run.ts';
-import type { MediaLimits } from './types.ts';
+import type { MediaBounds } from './types.ts';
 
-export interface PosterOptions {
+export interface PosterOptions extends MediaBounds {
   /** The poster is at most this wide; narrower videos keep their width. @defaultValue 640 */
   maxWidth?: number;
-  /** @defaultValue DEFAULT_MEDIA_LIMITS.timeoutMs */
-  timeoutMs?: number;
-  /** @defaultValue DEFAULT_MEDIA_LIMITS.allowedContainers */
-  allowedContainers?: MediaLimits['allowedContainers'];
   /** Names the video in messages. @defaultValue the file path */
   label?: string;
 }
@@ -23,7 +19,7 @@ export interface PosterOptions {
  * Writes a JPEG of the frame at `atS` seconds to `outPath`. When `atS` lies past the last frame
  * (a probed duration longer than the video stream), falls back to the first frame.
  */
-export async function posterFrame(file: string, outPath: string, atS: number, opts: PosterOptions = {}): Promise<void> {
+export async function posterFrame(file: string, outPath: string, atS: number, opts: PosterOptions): Promise<void> {
   if (await writePoster(file, outPath, Math.max(0, atS), opts)) return;
   if (atS > 0 && (await writePoster(file, outPath, 0, opts))) return;
   throw new AppError('CORRUPT_MEDIA', `ffmpeg poster on ${opts.label ?? file} failed: no frame could be decoded`);
@@ -33,16 +29,7 @@ async function writePoster(file: string, outPath: string, atS: number, opts: Pos
   const w = opts.maxWidth ?? 640;
   const run = startFfmpeg({
     input: fileInput(file),
-    inputOptions: [
-      '-nostdin',
-      '-hide_banner',
-      '-loglevel',
-      'error',
-      '-y',
-      ...hardenedInputArgs({ allowedContainers: opts.allowedContainers ?? DEFAULT_MEDIA_LIMITS.allowedContainers }),
-      '-ss',
-      atS.toFixed(3),
-    ],
+    inputOptions: ['-nostdin', '-hide_banner', '-loglevel', 'error', '-y', ...hardenedInputArgs(opts), '-ss', atS.toFixed(3)],
     outputOptions: [
       '-map',
       '0:v:0',
@@ -59,7 +46,7 @@ async function writePoster(file: string, outPath: string, atS: number, opts: Pos
       'mjpeg',
     ],
     output: outPath,
-    timeoutMs: opts.timeoutMs ?? DEFAULT_MEDIA_LIMITS.timeoutMs,
+    timeoutMs: opts.timeoutMs,
     doing: `ffmpeg poster on ${opts.label ?? file}`,
   });
   await run.done;

@@ -16,8 +16,8 @@
 import { execFile } from 'node:child_process';
 import { open, stat } from 'node:fs/promises';
 import { AppError, wrap } from '../errors/index.ts';
-import { allowedName, DEFAULT_MEDIA_LIMITS, fileInput, hardenedInputArgs } from './limits.ts';
-import type { MediaLimits, ProbeResult } from './types.ts';
+import { allowedName, fileInput, hardenedInputArgs } from './limits.ts';
+import type { MediaBounds, MediaLimits, ProbeResult } from './types.ts';
 
 /** MediaLimits plus the size cap the upload already enforces; checked again here for files from disk. */
 export type ProbeLimits = MediaLimits & {
@@ -25,8 +25,8 @@ export type ProbeLimits = MediaLimits & {
   maxSizeBytes?: number;
 };
 
-let ffprobePath = process.env['FFPROBE_PATH'] ?? 'ffprobe';
-/** Overrides where ffprobe is found (default: `ffprobe` on PATH, or FFPROBE_PATH). */
+let ffprobePath = 'ffprobe';
+/** Where ffprobe is found: `ffprobe` on PATH until the runtime sets the configured one (FFPROBE_PATH). */
 export function setFfprobePath(path: string): void {
   ffprobePath = path;
 }
@@ -49,7 +49,7 @@ export interface FfprobeOutput {
 }
 
 /** Probes `file` and checks it against `limits`. `label` names the file in messages (a video id). */
-export async function probe(file: string, limits: ProbeLimits = DEFAULT_MEDIA_LIMITS, label: string = file): Promise<ProbeResult> {
+export async function probe(file: string, limits: ProbeLimits, label: string = file): Promise<ProbeResult> {
   const sizeBytes = await checkFile(file, limits, label);
   const raw = await runFfprobe(file, limits, label);
   return validateProbe(raw, limits, sizeBytes, label);
@@ -69,7 +69,7 @@ async function checkFile(file: string, limits: ProbeLimits, label: string): Prom
 }
 
 /** Runs ffprobe with a SIGKILL deadline and returns its parsed JSON. */
-export async function runFfprobe(file: string, limits: MediaLimits, label: string): Promise<FfprobeOutput> {
+export async function runFfprobe(file: string, limits: MediaBounds, label: string): Promise<FfprobeOutput> {
   const args = [
     '-v',
     'error',
@@ -101,7 +101,7 @@ function execFfprobe(args: string[], timeoutMs: number): Promise<string> {
   });
 }
 
-async function classifyProbeFailure(err: unknown, file: string, limits: MediaLimits, label: string): Promise<AppError> {
+async function classifyProbeFailure(err: unknown, file: string, limits: MediaBounds, label: string): Promise<AppError> {
   const e = err as Error & { killed?: boolean; signal?: string; code?: unknown };
   const doing = `ffprobe on ${label}`;
   if (e.killed || e.signal === 'SIGKILL') {
@@ -198,7 +198,7 @@ function frameRate(video: FfprobeStream): number {
 }
 
 /** Whether the file has an audio stream, for callers that did not keep the probe result. */
-export async function hasAudioStream(file: string, limits: MediaLimits, label: string): Promise<boolean> {
+export async function hasAudioStream(file: string, limits: MediaBounds, label: string): Promise<boolean> {
   const raw = await runFfprobe(file, limits, label);
   return (raw.streams ?? []).some((s) => s.codec_type === 'audio');
 }

@@ -33,7 +33,7 @@ export interface FfmpegRun {
   kill(): void;
 }
 
-/** Overrides where ffmpeg is found (default: `ffmpeg` on PATH, or FFMPEG_PATH). */
+/** Where ffmpeg is found: `ffmpeg` on PATH until the runtime sets the configured one (FFMPEG_PATH). */
 export function setFfmpegPath(path: string): void {
   ffmpeg.setFfmpegPath(path);
 }

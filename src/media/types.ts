@@ -1,23 +1,27 @@
 /** The service-side view of ffmpeg/ffprobe. Implemented by src/media/, the only module that runs them. */
 
+/**
+ * What a video must satisfy before any decoder touches more than its header. Built by the config
+ * (src/config, the one place with defaults: README "Configuration"); the allowlists are
+ * src/media/limits.ts's. Every media call takes its limits as an argument.
+ */
 export interface MediaLimits {
-  /** @defaultValue 600 */
   maxDurationS: number;
-  /** @defaultValue 0.5 */
   minDurationS: number;
-  /** @defaultValue 4096 */
   maxWidth: number;
-  /** @defaultValue 4096 */
   maxHeight: number;
-  /** @defaultValue 8 */
   maxStreams: number;
-  /** ffprobe's format_name values accepted (comma lists are split). */
+  /** ffprobe's format_name values accepted (comma lists are split); also ffmpeg's `-format_whitelist`. */
   allowedContainers: string[];
   allowedVideoCodecs: string[];
+  /** A trailing `*` matches a prefix (`pcm_*`). */
   allowedAudioCodecs: string[];
-  /** Kill ffprobe/ffmpeg after this long. @defaultValue 120000 */
+  /** Kill ffprobe/ffmpeg after this long. */
   timeoutMs: number;
 }
+
+/** What bounds every ffmpeg/ffprobe run: its deadline and the containers it may open. */
+export type MediaBounds = Pick<MediaLimits, 'timeoutMs' | 'allowedContainers'>;
 
 export interface ProbeResult {
   durationS: number;

@@ -5,7 +5,7 @@
  */
 import { join } from 'node:path';
 import { AppError } from '../errors/index.ts';
-import { createLogger, type Logger } from '../log.ts';
+import type { Logger } from '../log.ts';
 import { inBatches, packUsers } from './batch.ts';
 import { loadManifest, type TowerSpec, type VerifiedGeneration } from './manifest.ts';
 import { lazyTower, type RuntimeOptions, type Tower } from './onnx.ts';
@@ -21,8 +21,8 @@ export { resolveProvider, supportedBackends } from './onnx.ts';
 export interface EncoderOptions extends RuntimeOptions {
   /** Most rows sent to ONNX Runtime in one run; longer inputs are split. @defaultValue 32 */
   maxBatch?: number;
-  /** @defaultValue a child of the service logger with module "models" */
-  log?: Logger;
+  /** Where a provider fallback is reported (the service logger; tests pass a silent one). */
+  log: Logger;
 }
 
 /** Encoders plus what the service reports about them (readyz, job payloads, the bench). */
@@ -163,8 +163,7 @@ class OnnxEncoders implements LoadedEncoders {
  * encoders. ONNX sessions and the tokenizer open on first use, so a process that only embeds
  * text never maps the video graph.
  */
-export async function loadEncoders(dir: string, opts: EncoderOptions = {}): Promise<LoadedEncoders> {
-  const log = opts.log ?? createLogger().child({ module: 'models' });
+export async function loadEncoders(dir: string, opts: EncoderOptions): Promise<LoadedEncoders> {
   const gen = await loadManifest(dir);
-  return new OnnxEncoders(gen, openTowers(gen, opts, log), opts.maxBatch ?? 32);
+  return new OnnxEncoders(gen, openTowers(gen, opts, opts.log), opts.maxBatch ?? 32);
 }

@@ -37,7 +37,7 @@ export interface VerifiedGeneration {
   raw: Record<string, unknown>;
 }
 
-/** Input names fixed by the generation contract (DESIGN.md, encoders/README.md), per tower. */
+/** Input names fixed by the generation contract (the design's contracts; encoders/README.md), per tower. */
 const CONTRACT_INPUTS: Record<TowerName, string[]> = {
   video: ['frames'],
   audio: ['waveform'],

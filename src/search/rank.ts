@@ -1,10 +1,5 @@
 /** Pure ranking helpers for search: maximal marginal relevance, near-duplicate collapse, moment grouping. */
-
-export function dot(a: Float32Array, b: Float32Array): number {
-  let s = 0;
-  for (let i = 0; i < a.length; i++) s += a[i]! * b[i]!;
-  return s;
-}
+import { dot } from '../vectors.ts';
 
 export interface Candidate {
   id: string;

@@ -5,7 +5,8 @@
 import { AppError } from '../errors/index.ts';
 import type { Encoders } from '../models/types.ts';
 import type { ItemFilter, ItemHit, VectorName, VectorStore } from '../store/types.ts';
-import { dot, groupMoments, mmr, type Moment } from './rank.ts';
+import { dot, unit } from '../vectors.ts';
+import { groupMoments, mmr, type Moment } from './rank.ts';
 
 export interface SearchQuery {
   text?: string;
@@ -50,10 +51,9 @@ async function queryVector(deps: SearchDeps, q: SearchQuery, using: VectorName):
   if (q.vector !== undefined) {
     if (q.vector.length !== dim)
       throw new AppError('VECTOR_DIMENSION', `vector has ${q.vector.length} dimensions, the generation has ${dim}`, { field: 'vector' });
-    const v = Float32Array.from(q.vector);
-    const n = Math.sqrt(dot(v, v));
-    if (!(n > 0)) throw new AppError('INVALID_FIELD', 'vector must be non-zero', { field: 'vector' });
-    return v.map((x) => x / n);
+    const v = unit(Float32Array.from(q.vector));
+    if (!v) throw new AppError('INVALID_FIELD', 'vector must be non-zero', { field: 'vector' });
+    return v;
   }
   const item = await deps.store.getItem(q.videoId!, true);
   if (!item) throw new AppError('VIDEO_NOT_FOUND', `no video ${q.videoId}`, { field: 'videoId' });

@@ -1,7 +1,7 @@
 /**
  * Deterministic point ids. Every write is an upsert keyed by these, so a job that runs twice
- * lands on the same points (DESIGN: "Point ids are deterministic"). Qdrant only accepts
- * unsigned integers or UUIDs as ids, hence UUIDv5 rather than the raw video id.
+ * lands on the same points (the design's contracts: "point ids are deterministic"). Qdrant only
+ * accepts unsigned integers or UUIDs as ids, hence UUIDv5 rather than the raw video id.
  */
 import { v5 as uuidv5 } from 'uuid';
 

@@ -4,7 +4,7 @@
  * server). Both satisfy the same VectorStore contract (test/integration/store.contract.test.ts).
  * The caller opens the returned store with its generation.
  */
-import type { Config } from '../config/index.ts';
+import type { StoreConfig } from '../config/index.ts';
 import { EmbeddedStore } from './embedded.ts';
 import { QdrantStore } from './qdrant.ts';
 import type { StoreGeneration, VectorStore } from './types.ts';
@@ -21,18 +21,11 @@ export interface CreateStoreOptions {
   /**
    * Embedded store only: build and refresh ANN indexes in this process. Give it to the worker
    * (the writer) and not to the API server, so two processes never train the same index.
-   * @defaultValue true
    */
-  autoIndex?: boolean;
+  autoIndex: boolean;
 }
 
-export async function createStore(config: Pick<Config, 'store'>, opts: CreateStoreOptions = {}): Promise<AdminStore> {
-  const { qdrantUrl, qdrantApiKey, embeddedDir, readConsistencyS } = config.store;
-  if (qdrantUrl) return new QdrantStore({ url: qdrantUrl, apiKey: qdrantApiKey });
-  return new EmbeddedStore({
-    dataDir: embeddedDir,
-    autoIndex: opts.autoIndex ?? true,
-    ...(readConsistencyS !== undefined ? { readConsistencyS } : {}),
-    ...(opts.log ? { log: opts.log } : {}),
-  });
+export async function createStore(config: StoreConfig, opts: CreateStoreOptions): Promise<AdminStore> {
+  if (config.qdrant) return new QdrantStore(config.qdrant);
+  return new EmbeddedStore({ ...config.embedded, autoIndex: opts.autoIndex, ...(opts.log ? { log: opts.log } : {}) });
 }

@@ -13,7 +13,22 @@
 import { QdrantClient, type Schemas } from '@qdrant/js-client-rest';
 import { AppError, isAppError, wrap } from '../errors/index.ts';
 import { itemPointId, segmentPointId, userPointId } from './ids.ts';
-import { ITEM_VECTORS, SEGMENT_VECTORS } from './lance-rows.ts';
+import {
+  ITEM_VECTORS,
+  KINDS,
+  SEGMENT_VECTORS,
+  USER_VECTOR,
+  checkAliasDim,
+  checkGenerationName,
+  checkQuery,
+  checkSegmentsOf,
+  collectionName,
+  generationOf,
+  lastById,
+  resolveSegmentFilter,
+  type Kind,
+  type SegmentFilter,
+} from './shared.ts';
 import type {
   ItemFilter,
   ItemHit,
@@ -44,8 +59,6 @@ export interface QdrantStoreOptions {
   batchSize?: number;
 }
 
-type Kind = 'items' | 'segments' | 'users';
-const KINDS: readonly Kind[] = ['items', 'segments', 'users'];
 type Filter = Schemas['Filter'];
 type Condition = Schemas['Condition'];
 
@@ -86,17 +99,11 @@ export class QdrantStore implements VectorStore {
   }
 
   async open(gen: StoreGeneration): Promise<void> {
+    checkGenerationName(gen.name);
     const aliases = await this.#aliasTargets();
     for (const kind of KINDS) {
       const target = aliases[kind];
-      if (!target) continue;
-      const dim = await this.#collectionDim(target, kind);
-      if (dim !== gen.dim) {
-        throw new AppError(
-          'GENERATION_MISMATCH',
-          `alias ${this.#alias(kind)} points at ${target} (dim ${dim}) but generation ${gen.name} has dim ${gen.dim}`,
-        );
-      }
+      if (target) checkAliasDim(this.#alias(kind), { collection: target, dim: await this.#collectionDim(target, kind) }, gen);
     }
     for (const kind of KINDS) await this.#ensureCollection(kind, gen);
     const unset = KINDS.filter((k) => !aliases[k]);
@@ -111,8 +118,7 @@ export class QdrantStore implements VectorStore {
     for (const kind of KINDS) {
       const target = targets[kind];
       if (!target) continue;
-      const name = target.slice(this.#prefix.length + kind.length + 2);
-      out[kind] = { name, dim: await this.#collectionDim(target, kind) };
+      out[kind] = { name: generationOf(target, kind, this.#prefix), dim: await this.#collectionDim(target, kind) };
     }
     return out;
   }
@@ -125,7 +131,7 @@ export class QdrantStore implements VectorStore {
   }
 
   async upsertItems(points: ItemPoint[]): Promise<void> {
-    const rows = [...new Map(points.map((p) => [p.payload.videoId, p])).values()];
+    const rows = lastById(points, (p) => p.payload.videoId);
     const dim = this.#dim();
     const qpoints = rows.map((p) => ({
       id: itemPointId(p.payload.videoId),
@@ -136,8 +142,7 @@ export class QdrantStore implements VectorStore {
   }
 
   async upsertSegments(videoId: string, points: SegmentPoint[]): Promise<void> {
-    const stray = points.find((p) => p.payload.videoId !== videoId);
-    if (stray) throw new AppError('INTERNAL', `segment of ${stray.payload.videoId} passed while replacing ${videoId}`);
+    checkSegmentsOf(videoId, points);
     const dim = this.#dim();
     const qpoints = points.map((p) => ({
       id: segmentPointId(videoId, p.payload.index),
@@ -170,7 +175,7 @@ export class QdrantStore implements VectorStore {
   }
 
   async searchItems(req: SearchRequest): Promise<ItemHit[]> {
-    this.#checkQuery(req, ITEM_VECTORS);
+    checkQuery(req, ITEM_VECTORS, this.#readDim);
     const res = await this.#call(`searching items by ${req.using}`, () =>
       this.#client.query(this.#alias('items'), {
         query: Array.from(req.vector),
@@ -191,9 +196,10 @@ export class QdrantStore implements VectorStore {
    * video ids first (one scroll of the items alias) and pushed as a `videoId` match.
    */
   async searchSegments(req: SearchRequest & { using: 'fused' | 'video' | 'audio' }): Promise<SegmentHit[]> {
-    this.#checkQuery(req, SEGMENT_VECTORS);
-    const filter = await this.#segmentFilter(req.filter);
-    if (filter === null) return [];
+    checkQuery(req, SEGMENT_VECTORS, this.#readDim);
+    const resolved = await resolveSegmentFilter(req.filter, (itemLevel) => this.#matchingVideoIds(itemFilter(itemLevel)!));
+    if (!resolved) return [];
+    const filter = segmentFilter(resolved);
     const res = await this.#call(`searching segments by ${req.using}`, () =>
       this.#client.query(this.#alias('segments'), {
         query: Array.from(req.vector),
@@ -219,11 +225,11 @@ export class QdrantStore implements VectorStore {
   }
 
   async upsertUsers(points: UserPoint[]): Promise<void> {
-    const rows = [...new Map(points.map((p) => [p.userId, p])).values()];
+    const rows = lastById(points, (p) => p.userId);
     const dim = this.#dim();
     const qpoints = rows.map((u) => ({
       id: userPointId(u.userId),
-      vector: { behaviour: checkedVector(u.vector, dim, 'vector') },
+      vector: { [USER_VECTOR]: checkedVector(u.vector, dim, 'vector') },
       payload: { userId: u.userId, updatedAt: u.updatedAt, events: u.events, generation: u.generation },
     }));
     await this.#upsert('users', qpoints, `upserting ${rows.length} users`);
@@ -235,7 +241,7 @@ export class QdrantStore implements VectorStore {
     );
     if (!rec) return null;
     const p = rec.payload as { userId: string; updatedAt: number; events: number; generation: string };
-    const v = (rec.vector as Record<string, number[]>).behaviour ?? [];
+    const v = (rec.vector as Record<string, number[]>)[USER_VECTOR] ?? [];
     return { userId: p.userId, vector: Float32Array.from(v), updatedAt: p.updatedAt, events: p.events, generation: p.generation };
   }
 
@@ -273,7 +279,7 @@ export class QdrantStore implements VectorStore {
   }
 
   async #ensureCollection(kind: Kind, gen: StoreGeneration): Promise<void> {
-    const name = collectionName(this.#prefix, kind, gen.name);
+    const name = collectionName(kind, gen.name, this.#prefix);
     const { exists } = await this.#call(`checking ${name}`, () => this.#client.collectionExists(name));
     if (exists) {
       const dim = await this.#collectionDim(name, kind);
@@ -281,7 +287,7 @@ export class QdrantStore implements VectorStore {
         throw new AppError('GENERATION_MISMATCH', `collection ${name} holds ${dim}-dimensional vectors, expected ${gen.dim}`);
       return;
     }
-    const names = kind === 'items' ? ITEM_VECTORS : kind === 'segments' ? SEGMENT_VECTORS : (['behaviour'] as const);
+    const names = kind === 'items' ? ITEM_VECTORS : kind === 'segments' ? SEGMENT_VECTORS : [USER_VECTOR];
     const vectors = Object.fromEntries(names.map((n) => [n, { size: gen.dim, distance: 'Cosine' as const }]));
     await this.#call(`creating ${name}`, () => this.#client.createCollection(name, { vectors }));
     for (const [field_name, field_schema] of PAYLOAD_INDEXES[kind]) {
@@ -297,7 +303,7 @@ export class QdrantStore implements VectorStore {
     const existing = await this.#aliasTargets();
     const actions = kinds.flatMap((kind) => [
       ...(existing[kind] ? [{ delete_alias: { alias_name: this.#alias(kind) } }] : []),
-      { create_alias: { alias_name: this.#alias(kind), collection_name: collectionName(this.#prefix, kind, gen.name) } },
+      { create_alias: { alias_name: this.#alias(kind), collection_name: collectionName(kind, gen.name, this.#prefix) } },
     ]);
     await this.#call('switching aliases', () => this.#client.updateCollectionAliases({ actions }));
   }
@@ -315,16 +321,11 @@ export class QdrantStore implements VectorStore {
   async #collectionDim(name: string, kind: Kind): Promise<number> {
     const info = await this.#call(`describing ${name}`, () => this.#client.getCollection(name));
     const vectors = info.config.params.vectors as Record<string, { size: number }> | undefined;
-    return vectors?.[kind === 'users' ? 'behaviour' : 'fused']?.size ?? -1;
+    return vectors?.[kind === 'users' ? USER_VECTOR : 'fused']?.size ?? -1;
   }
 
-  async #segmentFilter(f: ItemFilter | undefined): Promise<Filter | null | undefined> {
-    if (!f) return undefined;
-    // modalities are the item's (a segment never has text): resolved at the item level with the rest.
-    const { excludeVideoIds, ...itemLevel } = f;
-    const base = itemFilter({ excludeVideoIds }) ?? {};
-    const items = itemFilter(itemLevel);
-    if (!items) return base;
+  /** The items matching an item-level filter, for a segment search (segments carry no tags): one scroll of the items alias. */
+  async #matchingVideoIds(items: Filter): Promise<string[]> {
     const ids: string[] = [];
     let offset: string | number | undefined;
     do {
@@ -334,20 +335,7 @@ export class QdrantStore implements VectorStore {
       for (const p of page.points) ids.push(String((p.payload as { videoId: string }).videoId));
       offset = (page.next_page_offset ?? undefined) as string | number | undefined;
     } while (offset !== undefined);
-    if (ids.length === 0) return null;
-    const must = [base.must ?? []].flat() as Condition[];
-    return { ...base, must: [...must, { key: 'videoId', match: { any: ids } }] };
-  }
-
-  #checkQuery(req: SearchRequest, allowed: readonly string[]): void {
-    if (!allowed.includes(req.using)) throw new AppError('INVALID_FIELD', `cannot search by ${req.using}`, { field: 'using' });
-    if (req.vector.length !== this.#readDim) {
-      throw new AppError('VECTOR_DIMENSION', `query has ${req.vector.length} dimensions, the collection has ${this.#readDim}`, {
-        field: 'vector',
-      });
-    }
-    if (!Number.isInteger(req.limit) || req.limit < 1)
-      throw new AppError('INVALID_FIELD', 'limit must be a positive integer', { field: 'limit' });
+    return ids;
   }
 
   /** Network trouble and 5xx/429 are retryable (STORE_UNAVAILABLE); any other 4xx is our bug. */
@@ -367,7 +355,7 @@ export class QdrantStore implements VectorStore {
   }
 
   #collection(kind: Kind): string {
-    return collectionName(this.#prefix, kind, this.#genOrThrow().name);
+    return collectionName(kind, this.#genOrThrow().name, this.#prefix);
   }
 
   #dim(): number {
@@ -381,10 +369,6 @@ export class QdrantStore implements VectorStore {
 }
 
 // ── pure helpers (exported for unit tests) ────────────────────────────────────────────────
-
-export function collectionName(prefix: string, kind: Kind, generation: string): string {
-  return `${prefix}${kind}__${generation}`;
-}
 
 function match(key: string, value: string): Condition {
   return { key, match: { value } };
@@ -407,6 +391,13 @@ export function itemFilter(f: ItemFilter | undefined): Filter | undefined {
   if (f.excludeVideoIds?.length) mustNot.push({ key: 'videoId', match: { any: f.excludeVideoIds } });
   if (!must.length && !mustNot.length) return undefined;
   return { ...(must.length ? { must } : {}), ...(mustNot.length ? { must_not: mustNot } : {}) };
+}
+
+/** A resolved segment filter (shared.ts) → Qdrant filter over segment payloads; undefined when it constrains nothing. */
+export function segmentFilter(f: SegmentFilter): Filter | undefined {
+  const base = itemFilter(f.excludeVideoIds ? { excludeVideoIds: f.excludeVideoIds } : undefined);
+  if (!f.videoIds) return base;
+  return { ...base, must: [...((base?.must ?? []) as Condition[]), { key: 'videoId', match: { any: f.videoIds } }] };
 }
 
 function range(gte: number | undefined, lte: number | undefined, field: string) {

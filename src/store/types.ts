@@ -90,7 +90,10 @@ export interface StoreGeneration {
 }
 
 export interface VectorStore {
-  /** Creates the generation's collections if missing and points the aliases at them when unset. Throws GENERATION_MISMATCH when an alias points at a generation of another dimension. */
+  /**
+   * Creates the generation's collections if missing and points the aliases at them when unset. Throws
+   * GENERATION_MISMATCH when an alias points at a generation of another dimension.
+   */
   open(gen: StoreGeneration): Promise<void>;
   /** Which generation each alias points at, if any. */
   aliases(): Promise<Partial<Record<'items' | 'segments' | 'users', StoreGeneration>>>;

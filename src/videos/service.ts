@@ -1,24 +1,38 @@
 /**
  * Admitting and deleting videos: shared by POST/DELETE /v1/videos and `montage ingest`. An upload that reaches
- * here is already on disk under its content hash; admitting probes it (bad input is refused at once and removed),
- * records it and enqueues its ingest job under a deterministic id.
+ * here is already on disk under its content hash (VideoFiles.receive); admitting probes it (bad input is refused
+ * at once and removed), records it and enqueues its ingest job under a deterministic id.
  */
-import { rm } from 'node:fs/promises';
-import type { Queue } from 'bullmq';
 import { AppError } from '../errors/index.ts';
-import type { Config } from '../config/index.ts';
 import type { Catalog, VideoRecord } from '../catalog/index.ts';
+import type { MediaLimits } from '../media/types.ts';
 import type { VectorStore } from '../store/types.ts';
+import type { JobQueue } from '../queue/index.ts';
 import { probe } from '../media/index.ts';
-import { mediaLimits, type IngestData } from '../../jobs/ingest.ts';
-import { jobOptions } from '../../jobs/policy.ts';
+import type { StoredUpload, VideoFiles } from './files.ts';
 
 export interface VideoServiceDeps {
-  config: Config;
   catalog: Catalog;
   store: VectorStore;
-  ingestQueue: Queue;
+  jobs: JobQueue;
+  files: VideoFiles;
+  /** What an upload is probed against (config.media.limits). */
+  limits: MediaLimits;
+  /** The generation this service writes (a video ingested by another one is admitted again). */
   generation: string;
+}
+
+/** The service's dependencies from the runtime's parts (what the routes, the CLI and the bench hold). */
+export function videoService(parts: {
+  config: { media: { limits: MediaLimits } };
+  catalog: Catalog;
+  store: VectorStore;
+  jobs: JobQueue;
+  files: VideoFiles;
+  encoders: { generation: { name: string } };
+}): VideoServiceDeps {
+  const { catalog, store, jobs, files } = parts;
+  return { catalog, store, jobs, files, limits: parts.config.media.limits, generation: parts.encoders.generation.name };
 }
 
 export interface VideoFields {
@@ -45,12 +59,8 @@ export function jobIdFor(sha256: string, generation: string): string {
   return `ingest-${sha256}-${generation}`;
 }
 
-export async function admitVideo(
-  deps: VideoServiceDeps,
-  stored: { path: string; sha256: string; sizeBytes: number },
-  fields: VideoFields,
-): Promise<Admitted> {
-  const { catalog, ingestQueue, generation } = deps;
+export async function admitVideo(deps: VideoServiceDeps, stored: StoredUpload, fields: VideoFields): Promise<Admitted> {
+  const { catalog, generation } = deps;
   const videoId = videoIdFor(stored.sha256);
   const jobId = jobIdFor(stored.sha256, generation);
   const existing = await catalog.get(videoId);
@@ -59,10 +69,10 @@ export async function admitVideo(
   }
   let probed;
   try {
-    probed = await probe(stored.path, mediaLimits(deps.config), videoId);
+    probed = await probe(stored.path, deps.limits, videoId);
   } catch (err) {
     // The stored path is the content's own: remove it unless an earlier record of the same bytes still uses it.
-    if (!existing) await rm(stored.path, { force: true });
+    if (!existing) await deps.files.removeUpload(stored.path);
     throw err;
   }
   const rec: VideoRecord = {
@@ -78,11 +88,13 @@ export async function admitVideo(
     uploadedAt: existing?.uploadedAt ?? Date.now(),
   };
   await catalog.put(rec);
-  const old = await ingestQueue.getJob(jobId);
-  if (old && (await old.isFailed())) await old.remove();
-  const data: IngestData = { videoId, uploadPath: stored.path, sha256: stored.sha256, generation, probe: probed };
-  await ingestQueue.add('ingest', data, jobOptions('ingest', jobId));
+  await deps.jobs.enqueueIngest(jobId, { videoId, uploadPath: stored.path, sha256: stored.sha256, generation, probe: probed });
   return { videoId, jobId, status: 'queued', duplicate: false };
+}
+
+/** Drops an upload that was not admitted (a bad request around it), unless a record of the same bytes owns it. */
+export async function discardUpload(deps: Pick<VideoServiceDeps, 'catalog' | 'files'>, stored: StoredUpload): Promise<void> {
+  if (!(await deps.catalog.get(videoIdFor(stored.sha256)))) await deps.files.removeUpload(stored.path);
 }
 
 /** Removes a video's record first (a running job re-checks it and stops), then its job, vectors and files. */
@@ -90,10 +102,8 @@ export async function deleteVideo(deps: VideoServiceDeps, videoId: string): Prom
   const rec = await deps.catalog.get(videoId);
   if (!rec) throw new AppError('VIDEO_NOT_FOUND', `no video ${videoId}`, { field: 'id' });
   await deps.catalog.delete(videoId);
-  const job = await deps.ingestQueue.getJob(rec.jobId);
-  // An active job holds a lock and cannot be removed; it re-checks the record before and after writing.
-  if (job) await job.remove().catch(() => undefined);
+  await deps.jobs.removeIngest(rec.jobId);
   await deps.store.deleteVideo(videoId);
-  await rm(rec.uploadPath, { force: true });
-  if (rec.posterPath) await rm(rec.posterPath, { force: true });
+  await deps.files.removeUpload(rec.uploadPath);
+  await deps.files.removePoster(videoId);
 }

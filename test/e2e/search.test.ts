@@ -11,7 +11,7 @@ import path from 'node:path';
 import { startTestService, waitForJob, type TestService } from '../helpers/service.ts';
 import { corpusClip, reencode, type ClipInfo } from '../helpers/clips.ts';
 import { multipart } from '../helpers/multipart.ts';
-import { dot } from '../../src/search/rank.ts';
+import { dot } from '../../src/vectors.ts';
 import { DUPLICATE_SIMILARITY } from '../../src/search/service.ts';
 
 const N_CLIPS = Number(process.env.SEARCH_E2E_CLIPS ?? 50);

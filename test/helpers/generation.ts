@@ -1,6 +1,8 @@
-/** Where the tests find a model generation to run on the real ONNX files. */
+/** Where the tests find a model generation to run on the real ONNX files, and generations derived from it. */
 import { existsSync, readdirSync, statSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { mkdir, mkdtemp, readFile, symlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
@@ -21,4 +23,27 @@ export function defaultGenerationDir(): string | null {
   }
   const tiny = join(ROOT, 'var', 'generations', 'tiny');
   return existsSync(join(tiny, 'manifest.json')) && statSync(tiny).isDirectory() ? tiny : null;
+}
+
+/**
+ * A copy of the generation in `dir` without one tower: its graph is left out of a fresh temp folder (the other
+ * files are linked, not copied) and the manifest drops it from `towers` and `files`. The caller removes the folder.
+ */
+export async function generationWithout(dir: string, tower: string): Promise<string> {
+  const manifest = JSON.parse(await readFile(join(dir, 'manifest.json'), 'utf8')) as {
+    towers: Record<string, { file: string }>;
+    files: Record<string, string>;
+  };
+  const graph = manifest.towers[tower]?.file;
+  if (!graph) throw new Error(`generation ${dir} has no ${tower} tower to leave out`);
+  delete manifest.towers[tower];
+  delete manifest.files[graph];
+  const out = await mkdtemp(join(tmpdir(), `montage-gen-no-${tower}-`));
+  for (const rel of Object.keys(manifest.files)) {
+    const target = join(out, rel);
+    await mkdir(dirname(target), { recursive: true });
+    await symlink(join(dir, rel), target);
+  }
+  await writeFile(join(out, 'manifest.json'), JSON.stringify(manifest, null, 2));
+  return out;
 }

@@ -37,21 +37,3 @@ export function row<T extends Float32Array | BigInt64Array | Uint8Array>(a: T, s
   const size = shape.slice(1).reduce((x, y) => x * y, 1);
   return a.subarray(i * size, (i + 1) * size) as T;
 }
-
-export function cosine(a: Float32Array, b: Float32Array): number {
-  let dot = 0;
-  let na = 0;
-  let nb = 0;
-  for (let i = 0; i < a.length; i++) {
-    dot += a[i]! * b[i]!;
-    na += a[i]! * a[i]!;
-    nb += b[i]! * b[i]!;
-  }
-  return dot / Math.sqrt(na * nb);
-}
-
-export function dot(a: Float32Array, b: Float32Array): number {
-  let s = 0;
-  for (let i = 0; i < a.length; i++) s += a[i]! * b[i]!;
-  return s;
-}

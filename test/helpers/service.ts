@@ -10,11 +10,10 @@ import { Redis } from 'ioredis';
 import type { FastifyInstance } from 'fastify';
 import { loadConfig, type Config } from '../../src/config/index.ts';
 import { createLogger } from '../../src/log.ts';
-import { createRuntime, type Runtime } from '../../src/runtime.ts';
+import { createRuntime, startRuntimeWorkers, type Runtime } from '../../src/runtime.ts';
 import { buildApp } from '../../src/server/app.ts';
-import { startWorkers, type RunningWorkers } from '../../jobs/worker.ts';
-import { makeIngestProcessor } from '../../jobs/ingest.ts';
-import { makeUserVectorProcessor } from '../../jobs/user-vector.ts';
+import type { RunningWorkers } from '../../jobs/worker.ts';
+import type { JobDeps } from '../../jobs/index.ts';
 import { defaultGenerationDir } from './generation.ts';
 
 export interface TestService {
@@ -64,20 +63,23 @@ export async function dropPrefix(redisUrl: string, prefix: string): Promise<void
 }
 
 export async function startTestService(
-  opts: { workers?: boolean; env?: Record<string, string>; stalledIntervalMs?: number } = {},
+  opts: {
+    workers?: boolean;
+    env?: Record<string, string>;
+    stalledIntervalMs?: number;
+    /** Parts the in-process workers' processors use instead of the runtime's (a hook, a wrapped store). */
+    jobDeps?: (rt: Runtime) => Partial<JobDeps>;
+  } = {},
 ): Promise<TestService> {
   const env = await testEnv(opts.env);
   const config = loadConfig(env);
   const rt = await createRuntime({ config, log: createLogger(config.logLevel), role: 'test', buildIndexes: opts.workers ?? false });
   const app = await buildApp(rt);
   const workers = opts.workers
-    ? startWorkers(
-        config,
-        rt.redis,
-        { ingest: makeIngestProcessor(rt), 'user-vector': makeUserVectorProcessor(rt) },
-        rt.log,
-        opts.stalledIntervalMs ? { stalledIntervalMs: opts.stalledIntervalMs, lockMs: 1000 } : {},
-      )
+    ? startRuntimeWorkers(rt, {
+        ...(opts.stalledIntervalMs ? { stalledIntervalMs: opts.stalledIntervalMs, lockMs: 1000 } : {}),
+        ...(opts.jobDeps ? { override: opts.jobDeps(rt) } : {}),
+      })
     : null;
   return {
     config,

@@ -103,6 +103,23 @@ test('unknown video and job ids are 404 with their codes', async () => {
   assert.equal(d.statusCode, 404);
 });
 
+test('an unknown route and a body of the wrong content type answer with catalogue codes', async () => {
+  const r = await svc.app.inject('/v1/nowhere');
+  assert.equal(r.statusCode, 404);
+  assert.equal(r.json().error.code, 'ROUTE_NOT_FOUND');
+  const t = await svc.app.inject({ method: 'POST', url: '/v1/search', payload: '<text/>', headers: { 'content-type': 'application/xml' } });
+  assert.equal(t.statusCode, 415, t.body);
+  assert.equal(t.json().error.code, 'UNSUPPORTED_CONTENT_TYPE');
+  const bad = await svc.app.inject({
+    method: 'POST',
+    url: '/v1/search',
+    payload: '{"text":',
+    headers: { 'content-type': 'application/json' },
+  });
+  assert.equal(bad.statusCode, 400, bad.body);
+  assert.equal(bad.json().error.code, 'BAD_REQUEST');
+});
+
 test('search refuses malformed requests with 400 naming the field', async () => {
   const post = (body: unknown) => svc.app.inject({ method: 'POST', url: '/v1/search', payload: body as object });
   const cases: Array<[unknown, string, string]> = [

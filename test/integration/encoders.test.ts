@@ -18,8 +18,9 @@ import { lazyTower, type Feed } from '../../src/models/onnx.ts';
 import { framesToTensor } from '../../src/models/preprocess.ts';
 import { loadTokenizer } from '../../src/models/tokenizer.ts';
 import type { FrameSegment, TowerName } from '../../src/models/types.ts';
-import { defaultGenerationDir, ROOT } from '../helpers/generation.ts';
-import { cosine, dot, readArray, readGolden, row, type Golden } from '../helpers/golden.ts';
+import { defaultGenerationDir, generationWithout, ROOT } from '../helpers/generation.ts';
+import { readArray, readGolden, row, type Golden } from '../helpers/golden.ts';
+import { cosine, dot } from '../../src/vectors.ts';
 
 const run = promisify(execFile);
 const dir = defaultGenerationDir();
@@ -132,9 +133,21 @@ describe('encoders on the real generation', { skip }, () => {
     assertParity(await enc.encodeUsers(histories), wantU, gu.output.shape, 'encodeUsers');
   });
 
-  test('a tower the generation lacks throws TOWER_MISSING', async (t) => {
-    if (enc.has('user')) return t.skip('this generation has a user tower');
-    await assert.rejects(enc.encodeUsers([{ items: [], ageSeconds: [] }]), { code: 'TOWER_MISSING' });
+  test('a tower the generation lacks throws TOWER_MISSING', async () => {
+    // The same generation with its user tower left out (graph and manifest entry): the rest still loads and runs.
+    const partial = await generationWithout(dir!, 'user');
+    const lacking = await loadEncoders(partial, { provider: 'cpu', intraOpThreads: 2, log: quiet });
+    try {
+      assert.equal(lacking.has('user'), false);
+      assert.equal(lacking.has('text'), true);
+      const [v] = await lacking.encodeText(['a red circle']);
+      assert.equal(v!.length, lacking.generation.dim);
+      const items = [Float32Array.from({ length: lacking.generation.dim }, (_, i) => (i === 0 ? 1 : 0))];
+      await assert.rejects(lacking.encodeUsers([{ items, ageSeconds: [0] }]), { code: 'TOWER_MISSING' });
+    } finally {
+      await lacking.close();
+      await rm(partial, { recursive: true, force: true });
+    }
   });
 
   test('batching does not change the vectors', async () => {

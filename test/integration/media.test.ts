@@ -9,29 +9,34 @@ import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { isAppError, type ErrorCode } from '../../src/errors/index.ts';
+import { mediaLimits } from '../../src/config/index.ts';
+import { ffmpegFloor } from '../../bench/lib/floor.ts';
 import {
-  DEFAULT_MEDIA_LIMITS,
   extractAudio,
   extractFrames,
-  ffmpegFloor,
   iterateSegments,
   posterFrame,
   probe,
   segmentAudio,
-  type FrameOptions,
+  type ExtractFrameOptions,
   type MediaLimits,
 } from '../../src/media/index.ts';
+
+/** The limits with no variable set: the config's documented defaults. */
+const DEFAULT_MEDIA_LIMITS = mediaLimits();
+const bounds = { timeoutMs: DEFAULT_MEDIA_LIMITS.timeoutMs, allowedContainers: DEFAULT_MEDIA_LIMITS.allowedContainers };
 
 let dir = '';
 const clip = (name: string) => path.join(dir, name);
 const ff = (...args: string[]) => execFileSync('ffmpeg', ['-v', 'error', '-y', ...args]);
 const x264 = ['-c:v', 'libx264', '-preset', 'ultrafast'];
-const frameOpts = (durationS: number, o: Partial<FrameOptions> = {}): FrameOptions => ({
+const frameOpts = (durationS: number, o: Partial<ExtractFrameOptions> = {}): ExtractFrameOptions => ({
   segmentSeconds: 2,
   framesPerSegment: 4,
   size: 32,
   resize: 'fill',
   durationS,
+  ...bounds,
   ...o,
 });
 const limits = (o: Partial<MediaLimits>): MediaLimits => ({ ...DEFAULT_MEDIA_LIMITS, ...o });
@@ -88,7 +93,7 @@ describe('probe', () => {
     const p = await probe(clip('silent.mp4'), DEFAULT_MEDIA_LIMITS, 'silent');
     assert.equal(p.audioCodec, null);
     assert.equal(p.streams, 1);
-    assert.equal(await extractAudio(clip('silent.mp4'), { sampleRate: 16000 }, 'silent'), null);
+    assert.equal(await extractAudio(clip('silent.mp4'), { sampleRate: 16000, ...bounds }, 'silent'), null);
   });
 
   test('refuses what is not a supported video, naming the file', async () => {
@@ -210,7 +215,7 @@ describe('frames', () => {
 
 describe('audio', () => {
   test('16 kHz mono float PCM whose energy is at 1 kHz, cut into the frame segments', async () => {
-    const pcm = await extractAudio(clip('good.mp4'), { sampleRate: 16000, hasAudio: true }, 'good');
+    const pcm = await extractAudio(clip('good.mp4'), { sampleRate: 16000, hasAudio: true, ...bounds }, 'good');
     assert.ok(pcm);
     assert.ok(Math.abs(pcm.length - 5 * 16000) < 0.02 * 5 * 16000, `length ${pcm.length}`);
     const window = pcm.subarray(16000, 32000);
@@ -231,7 +236,7 @@ describe('audio', () => {
   });
 
   test('extractAudio finds out by itself when not told whether there is audio', async () => {
-    const pcm = await extractAudio(clip('short.mp4'), { sampleRate: 16000 }, 'short');
+    const pcm = await extractAudio(clip('short.mp4'), { sampleRate: 16000, ...bounds }, 'short');
     assert.ok(pcm && Math.abs(pcm.length - 0.6 * 16000) < 0.1 * 16000, `length ${pcm?.length}`);
   });
 });
@@ -245,7 +250,7 @@ describe('poster and floor', () => {
       ['silent.mp4', 99],
     ] as const) {
       const out = clip(`${name}.jpg`);
-      await posterFrame(clip(name), out, at, { label: name });
+      await posterFrame(clip(name), out, at, { label: name, ...bounds });
       const head = await readFile(out);
       assert.deepEqual([...head.subarray(0, 3)], [0xff, 0xd8, 0xff], name);
     }

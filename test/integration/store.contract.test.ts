@@ -13,7 +13,8 @@ import * as lancedb from '@lancedb/lancedb';
 import { EmbeddedStore } from '../../src/store/embedded.ts';
 import { QdrantStore } from '../../src/store/qdrant.ts';
 import { Synth } from '../../bench/synth.ts';
-import { cosine, exactTopK, normalize, recallAt } from '../../src/store/exact.ts';
+import { exactTopK, recallAt } from '../../bench/lib/exact.ts';
+import { cosine, unit as unitOf } from '../../src/vectors.ts';
 import type { ItemPayload, ItemPoint, Modality, SegmentPoint, StoreGeneration, VectorName, VectorStore } from '../../src/store/types.ts';
 
 type Store = VectorStore & { pointAliases(gen: StoreGeneration): Promise<void> };
@@ -36,7 +37,7 @@ const impls: Impl[] = [
     async harness() {
       const dir = await mkdtemp(join(tmpdir(), 'montage-store-'));
       return {
-        make: () => new EmbeddedStore({ dataDir: dir }),
+        make: () => new EmbeddedStore({ dataDir: dir, readConsistencyS: 0, autoIndex: true }),
         cleanup: () => rm(dir, { recursive: true, force: true }),
       };
     },
@@ -64,7 +65,7 @@ function unit(seed: number, dim = DIM): Float32Array {
     s = (s * 1664525 + 1013904223) >>> 0;
     v[i] = s / 2 ** 32 - 0.5;
   }
-  return normalize(v);
+  return unitOf(v)!;
 }
 
 function payload(videoId: string, over: Partial<ItemPayload> = {}): ItemPayload {
@@ -188,7 +189,7 @@ for (const impl of impls) {
         const want = cosine(q, pts.find((p) => p.payload.videoId === h.videoId)!.vectors.fused!);
         assert.ok(Math.abs(h.score - want) < 1e-4, `${h.videoId}: ${h.score} vs ${want}`);
       }
-      const exact = exactTopK(flat(pts.map((p) => p.vectors.fused!)), DIM, normalize(q), 5).map((e) => `s${e.index}`);
+      const exact = exactTopK(flat(pts.map((p) => p.vectors.fused!)), DIM, unitOf(q)!, 5).map((e) => `s${e.index}`);
       assert.deepEqual(
         hits.slice(0, 5).map((h) => h.videoId),
         exact,
@@ -315,8 +316,8 @@ for (const impl of impls) {
 describe('embedded store shared by two connections (API server and worker)', () => {
   test('a write by one is visible to the other at once, and concurrent upserts all land', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'montage-shared-'));
-    const api = new EmbeddedStore({ dataDir: dir, autoIndex: false });
-    const worker = new EmbeddedStore({ dataDir: dir });
+    const api = new EmbeddedStore({ dataDir: dir, readConsistencyS: 0, autoIndex: false });
+    const worker = new EmbeddedStore({ dataDir: dir, readConsistencyS: 0, autoIndex: true });
     try {
       await worker.open(GEN);
       await api.open(GEN);
@@ -350,7 +351,7 @@ describe('embedded store with an ANN index', () => {
     dirs.push(dir);
     const dim = 64;
     const synth = new Synth({ dim, clusters: 40, sigma: 0.1, seed: 3 });
-    const store = new EmbeddedStore({ dataDir: dir, indexThreshold: 1500, autoIndex: false });
+    const store = new EmbeddedStore({ dataDir: dir, indexThreshold: 1500, readConsistencyS: 0, autoIndex: false });
     await store.open({ name: 'ann', dim });
     const n = 2000;
     const vecs = Array.from({ length: n }, (_, i) => synth.vector(i, new Float32Array(dim)));

@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { isAppError } from '../../src/errors/index.ts';
-import { DEFAULT_FUSION_WEIGHTS, fuseSegment, fuseVideo, renormalisedWeights, unit } from '../../src/fusion/index.ts';
+import { DEFAULT_FUSION_WEIGHTS, fuseSegment, fuseVideo, renormalisedWeights } from '../../src/fusion/index.ts';
+import { unit } from '../../src/vectors.ts';
 
 const D = 8;
 /** The unit basis vector e_k of dimension D. */

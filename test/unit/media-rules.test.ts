@@ -1,8 +1,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { isAppError } from '../../src/errors/index.ts';
-import { DEFAULT_MEDIA_LIMITS, frameFilter, planSegments, segmentAudio, validateProbe, type FfprobeOutput } from '../../src/media/index.ts';
+import { frameFilter, planSegments, segmentAudio, validateProbe, type FfprobeOutput } from '../../src/media/index.ts';
+import { mediaLimits } from '../../src/config/index.ts';
 import type { FfprobeStream } from '../../src/media/probe.ts';
+
+/** The limits with no variable set: the config's documented defaults. */
+const DEFAULT_MEDIA_LIMITS = mediaLimits();
 
 test('planSegments: samples at (k+0.5)*step inside the video, at least one segment', () => {
   assert.deepEqual(planSegments(4, 2, 4), { stepS: 0.5, samples: 8, segments: 2 });

@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mmr, groupMoments, dot } from '../../src/search/rank.ts';
+import { mmr, groupMoments } from '../../src/search/rank.ts';
+import { dot } from '../../src/vectors.ts';
 
 function unit(...xs: number[]): Float32Array {
   const v = Float32Array.from(xs);

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { filterSql } from '../../src/store/embedded.ts';
+import { filterSql } from '../../src/store/lance/sql.ts';
 import { itemFilter } from '../../src/store/qdrant.ts';
 
 test('embedded filters become SQL conjuncts with quoted literals', () => {

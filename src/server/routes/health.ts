@@ -1,6 +1,5 @@
 /** GET /healthz (the process answers) and GET /readyz (Redis, store and models checked). */
 import type { FastifyInstance } from 'fastify';
-import { pingRedis } from '../../../jobs/queues.ts';
 import type { AppDeps } from '../app.ts';
 
 export function healthRoutes(deps: AppDeps) {
@@ -22,7 +21,7 @@ export function healthRoutes(deps: AppDeps) {
       { schema: { summary: 'Readiness: Redis, store and models', response: { 200: { $ref: 'Health#' }, 503: { $ref: 'Health#' } } } },
       async (_req, reply) => {
         const checks = {
-          redis: await check(() => pingRedis(deps.redis)),
+          redis: await check(() => deps.jobs.ping()),
           store: await check(() => deps.store.ping()),
           // One tiny text through the text tower proves the session opens; done once, then cached.
           models: await check(async () => {

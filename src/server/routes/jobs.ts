@@ -1,7 +1,7 @@
 /** GET /v1/jobs/:id: state, current stage, progress %, ETA, error code and message. */
 import type { FastifyInstance } from 'fastify';
 import { AppError } from '../../errors/index.ts';
-import { parseJobError, type JobProgress, type IngestData, type IngestResult } from '../../../jobs/ingest.ts';
+import { parseJobError } from '../../queue/index.ts';
 import type { AppDeps } from '../app.ts';
 
 export function jobRoutes(deps: AppDeps) {
@@ -16,23 +16,20 @@ export function jobRoutes(deps: AppDeps) {
         },
       },
       async (req) => {
-        const job = await deps.queues.ingest.getJob(req.params.id);
+        const job = await deps.jobs.ingestJob(req.params.id);
         if (!job) throw new AppError('JOB_NOT_FOUND', `no job ${req.params.id}`, { field: 'id' });
-        const state = await job.getState();
-        const p = (typeof job.progress === 'object' ? job.progress : {}) as Partial<JobProgress>;
-        const data = job.data as IngestData;
-        const result = job.returnvalue as IngestResult | null;
+        const { state, progress: p, result } = job;
         const error = state === 'failed' ? parseJobError(job.failedReason) : null;
         return {
-          jobId: job.id!,
-          videoId: data.videoId,
+          jobId: job.id,
+          videoId: job.data.videoId,
           state,
-          ...(p.stage ? { stage: p.stage } : {}),
-          progress: state === 'completed' ? 100 : (p.percent ?? 0),
-          etaS: state === 'completed' ? 0 : (p.etaS ?? null),
+          ...(p?.stage ? { stage: p.stage } : {}),
+          progress: state === 'completed' ? 100 : (p?.percent ?? 0),
+          etaS: state === 'completed' ? 0 : (p?.etaS ?? null),
           attempts: job.attemptsMade,
-          createdAt: new Date(job.timestamp).toISOString(),
-          ...(job.finishedOn ? { finishedAt: new Date(job.finishedOn).toISOString() } : {}),
+          createdAt: new Date(job.createdAt).toISOString(),
+          ...(job.finishedAt ? { finishedAt: new Date(job.finishedAt).toISOString() } : {}),
           ...(result?.stages ? { stageSeconds: result.stages } : {}),
           ...(error ? { error } : {}),
         };

@@ -4,6 +4,7 @@ import { AppError } from '../../errors/index.ts';
 import type { ItemFilter } from '../../store/types.ts';
 import { search, type SearchHit, type SearchQuery } from '../../search/service.ts';
 import type { AppDeps } from '../app.ts';
+import { checkLimit, PAGE_QUERY_PROPERTIES } from './paging.ts';
 
 interface FilterBody {
   tags?: { any?: string[]; all?: string[] };
@@ -50,9 +51,6 @@ export function toHit(h: SearchHit, publicUrl: string) {
 
 export function searchRoutes(deps: AppDeps) {
   const cap = deps.config.server.searchMaxLimit;
-  const checkLimit = (limit: number) => {
-    if (limit > cap) throw new AppError('LIMIT_TOO_LARGE', `limit ${limit} is above the maximum ${cap}`, { field: 'limit' });
-  };
   return async (app: FastifyInstance) => {
     app.post<{ Body: SearchBody }>(
       '/v1/search',
@@ -66,7 +64,7 @@ export function searchRoutes(deps: AppDeps) {
       async (req) => {
         const b = req.body;
         const limit = b.limit ?? 10;
-        checkLimit(limit);
+        checkLimit(limit, cap);
         const hits = await search(deps, { ...b, limit, offset: b.offset ?? 0, filter: toFilter(b.filter) });
         return { hits: hits.map((h) => toHit(h, deps.config.server.publicUrl)) };
       },
@@ -91,8 +89,7 @@ export function searchRoutes(deps: AppDeps) {
             type: 'object',
             additionalProperties: false,
             properties: {
-              limit: { type: 'integer', minimum: 1, default: 10 },
-              offset: { type: 'integer', minimum: 0, maximum: 10000, default: 0 },
+              ...PAGE_QUERY_PROPERTIES,
               modality: { enum: ['fused', 'video', 'audio', 'text'] },
               diversity: { type: 'number', minimum: 0, maximum: 1 },
               collapseDuplicates: { type: 'boolean' },
@@ -104,7 +101,7 @@ export function searchRoutes(deps: AppDeps) {
       async (req) => {
         const q = req.query;
         const limit = q.limit ?? 10;
-        checkLimit(limit);
+        checkLimit(limit, cap);
         const hits = await search(deps, {
           videoId: req.params.id,
           limit,

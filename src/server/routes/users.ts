@@ -1,11 +1,10 @@
 /** POST /v1/events (behaviour in) and GET /v1/users/:id/recommendations (cold-start aware). */
 import type { FastifyInstance } from 'fastify';
-import { AppError } from '../../errors/index.ts';
 import type { BehaviourEvent, EventType } from '../../users/events.ts';
+import { recordEvents } from '../../users/service.ts';
 import { recommend } from '../../recommend/service.ts';
-import { userVectorJobOptions } from '../../../jobs/user-vector.ts';
-import { jobOptions } from '../../../jobs/policy.ts';
 import { toHit } from './search.ts';
+import { checkLimit, PAGE_QUERY_PROPERTIES } from './paging.ts';
 import type { AppDeps } from '../app.ts';
 
 interface EventBody {
@@ -31,29 +30,16 @@ export function userRoutes(deps: AppDeps) {
         },
       },
       async (req, reply) => {
-        const now = Date.now();
-        const events: BehaviourEvent[] = req.body.events.map((e, i) => {
-          const timestamp = Date.parse(e.timestamp);
-          // A clock far in the future would pin an event as "newest" forever.
-          if (timestamp > now + 5 * 60_000)
-            throw new AppError('INVALID_FIELD', `events.${i}.timestamp is in the future`, { field: `events.${i}.timestamp` });
-          return {
-            eventId: e.eventId,
-            userId: e.userId,
-            videoId: e.videoId,
-            type: e.type,
-            timestamp,
-            ...(e.watchSeconds !== undefined ? { watchSeconds: e.watchSeconds } : {}),
-            ...(e.completion !== undefined ? { completion: e.completion } : {}),
-          };
-        });
-        const res = await deps.events.append(events);
-        await Promise.all(
-          res.users.map((userId) =>
-            deps.queues.userVector.add('user-vector', { userId }, { ...jobOptions('user-vector'), ...userVectorJobOptions(userId) }),
-          ),
-        );
-        return reply.code(202).send({ accepted: res.accepted, duplicates: res.duplicates });
+        const events: BehaviourEvent[] = req.body.events.map((e) => ({
+          eventId: e.eventId,
+          userId: e.userId,
+          videoId: e.videoId,
+          type: e.type,
+          timestamp: Date.parse(e.timestamp),
+          ...(e.watchSeconds !== undefined ? { watchSeconds: e.watchSeconds } : {}),
+          ...(e.completion !== undefined ? { completion: e.completion } : {}),
+        }));
+        return reply.code(202).send(await recordEvents(deps, events));
       },
     );
 
@@ -71,17 +57,14 @@ export function userRoutes(deps: AppDeps) {
           querystring: {
             type: 'object',
             additionalProperties: false,
-            properties: {
-              limit: { type: 'integer', minimum: 1, default: 10 },
-              offset: { type: 'integer', minimum: 0, maximum: 10000, default: 0 },
-            },
+            properties: PAGE_QUERY_PROPERTIES,
           },
           response: { 200: { $ref: 'Recommendations#' }, '4xx': { $ref: 'Error#' } },
         },
       },
       async (req) => {
         const limit = req.query.limit ?? 10;
-        if (limit > cap) throw new AppError('LIMIT_TOO_LARGE', `limit ${limit} is above the maximum ${cap}`, { field: 'limit' });
+        checkLimit(limit, cap);
         const r = await recommend(
           { store: deps.store, events: deps.events, catalog: deps.catalog, generation: deps.encoders.generation.name },
           req.params.id,

@@ -1,12 +1,10 @@
 /** POST/GET/DELETE /v1/videos: uploads in, records out, vectors and files removed on delete. */
-import { rm } from 'node:fs/promises';
 import { createReadStream } from 'node:fs';
-import path from 'node:path';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { AppError } from '../../errors/index.ts';
 import type { VideoRecord } from '../../catalog/index.ts';
-import { admitVideo, deleteVideo, videoIdFor, type VideoFields, type VideoServiceDeps } from '../../videos/service.ts';
-import { storeUpload } from '../upload.ts';
+import { admitVideo, deleteVideo, discardUpload, videoService, type VideoFields, type VideoServiceDeps } from '../../videos/service.ts';
+import type { StoredUpload } from '../../videos/files.ts';
 import type { AppDeps } from '../app.ts';
 
 const ID_PARAMS = {
@@ -63,16 +61,16 @@ export function toVideoResponse(rec: VideoRecord, publicUrl: string) {
 }
 
 /** Reads the multipart body: one `file` part streamed to disk, plus text fields. */
-async function readUpload(req: FastifyRequest, deps: AppDeps) {
+async function readUpload(req: FastifyRequest, svc: VideoServiceDeps) {
   if (!req.isMultipart()) throw new AppError('BAD_REQUEST', 'expected multipart/form-data with a file part', { field: 'file' });
   const fields: Record<string, string[]> = {};
-  let stored: Awaited<ReturnType<typeof storeUpload>> | undefined;
+  let stored: StoredUpload | undefined;
   try {
     for await (const part of req.parts()) {
       if (part.type === 'file') {
         if (part.fieldname !== 'file')
           throw new AppError('INVALID_FIELD', `unexpected file field ${part.fieldname}`, { field: part.fieldname });
-        stored = await storeUpload(part.file, path.join(deps.config.dataDir, 'uploads'), deps.config.server.maxUploadBytes);
+        stored = await svc.files.receive(part.file);
       } else {
         (fields[part.fieldname] ??= []).push(String(part.value));
       }
@@ -80,21 +78,14 @@ async function readUpload(req: FastifyRequest, deps: AppDeps) {
     if (!stored) throw new AppError('UPLOAD_MISSING_FILE', 'the request has no file part', { field: 'file' });
     return { stored, fields: parseFields(fields) };
   } catch (err) {
-    // The file is named by its content: keep it when an earlier upload of the same bytes still owns it.
-    if (stored && !(await deps.catalog.get(videoIdFor(stored.sha256)))) await rm(stored.path, { force: true });
+    if (stored) await discardUpload(svc, stored);
     throw err;
   }
 }
 
 export function videoRoutes(deps: AppDeps) {
   const { config, catalog } = deps;
-  const svc: VideoServiceDeps = {
-    config,
-    catalog,
-    store: deps.store,
-    ingestQueue: deps.queues.ingest,
-    generation: deps.encoders.generation.name,
-  };
+  const svc = videoService(deps);
   return async (app: FastifyInstance) => {
     app.post(
       '/v1/videos',
@@ -106,7 +97,7 @@ export function videoRoutes(deps: AppDeps) {
         },
       },
       async (req, reply) => {
-        const { stored, fields } = await readUpload(req, deps);
+        const { stored, fields } = await readUpload(req, svc);
         return reply.code(202).send(await admitVideo(svc, stored, fields));
       },
     );

@@ -2,45 +2,15 @@
  * Exact brute-force nearest neighbours in pure TypeScript: the ground truth that approximate
  * indexes are measured against (bench/search.ts) and that store tests compare scores with.
  * Vectors are rows of one flat Float32Array so a scan is a tight loop over contiguous memory.
+ * Serves only the benchmarks and the tests; the service never scans exactly.
  */
+import { dotRow } from '../../src/vectors.ts';
 
 export interface ExactHit {
   /** Row number in the matrix. */
   index: number;
   /** Dot product; cosine when rows and query are unit length. */
   score: number;
-}
-
-/** Dot product of `q` with row `row` of a flat `matrix` of width `dim`. */
-export function dotRow(matrix: Float32Array, dim: number, row: number, q: Float32Array): number {
-  let s = 0;
-  const o = row * dim;
-  for (let j = 0; j < dim; j++) s += matrix[o + j]! * q[j]!;
-  return s;
-}
-
-/** Cosine similarity of two vectors (0 when either is all zeros). */
-export function cosine(a: Float32Array, b: Float32Array): number {
-  let ab = 0;
-  let aa = 0;
-  let bb = 0;
-  for (let i = 0; i < a.length; i++) {
-    ab += a[i]! * b[i]!;
-    aa += a[i]! * a[i]!;
-    bb += b[i]! * b[i]!;
-  }
-  return aa === 0 || bb === 0 ? 0 : ab / Math.sqrt(aa * bb);
-}
-
-/** Returns a unit-length copy of `v` (a zero vector stays zero). */
-export function normalize(v: Float32Array): Float32Array {
-  let n = 0;
-  for (const x of v) n += x * x;
-  const out = new Float32Array(v.length);
-  if (n === 0) return out;
-  const inv = 1 / Math.sqrt(n);
-  for (let i = 0; i < v.length; i++) out[i] = v[i]! * inv;
-  return out;
 }
 
 /**

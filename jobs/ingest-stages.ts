@@ -1,0 +1,209 @@
+/**
+ * The six stages of one ingest, one function each, over a shared typed context: each takes what the stages before
+ * it produced and returns what it adds, so a stage can change inside (stream segments from extraction into
+ * encoding, report progress within itself) without the others noticing. None touches the queue; the processor
+ * (jobs/ingest.ts) runs them in order and reports progress between them.
+ *
+ * A DELETE wins over a running job: the video record is re-checked when the job starts (probe), before its text is
+ * read (encode), before writing and again after writing (upsert: what was written is taken back), and when it is
+ * marked ready (cleanup). A stage that finds the record gone throws VideoDeleted.
+ */
+import { AppError } from '../src/errors/index.ts';
+import type { Catalog, VideoRecord } from '../src/catalog/index.ts';
+import type { Logger } from '../src/log.ts';
+import type { MediaLimits, ProbeResult, SegmentFrames } from '../src/media/types.ts';
+import type { Encoders } from '../src/models/types.ts';
+import type { ItemPoint, SegmentPoint, VectorStore } from '../src/store/types.ts';
+import type { IngestData, IngestStage } from '../src/queue/index.ts';
+import type { VideoFiles } from '../src/videos/files.ts';
+import { probe, extractFrames, extractAudio, segmentAudio, posterFrame } from '../src/media/index.ts';
+import { fuseSegment, fuseVideo, type FusedVideo } from '../src/fusion/index.ts';
+
+export interface IngestDeps {
+  config: { media: { limits: MediaLimits } };
+  encoders: Encoders;
+  store: VectorStore;
+  catalog: Catalog;
+  files: VideoFiles;
+  log: Logger;
+  /**
+   * Called as each stage begins, after its progress is reported. Tests inject a DELETE at a known stage here;
+   * metrics may listen here too.
+   */
+  onStage?: (stage: IngestStage, videoId: string) => Promise<void> | void;
+}
+
+/** What every stage may read. */
+export interface IngestContext {
+  readonly deps: IngestDeps;
+  readonly data: IngestData;
+  /** Aborted when the run has timed out: the run stops at the next stage and writes nothing more. */
+  readonly signal: AbortSignal;
+}
+
+/** Thrown by a stage that finds the video deleted: the run stops, keeps nothing, and completes as skipped. */
+export class VideoDeleted extends Error {
+  constructor(videoId: string) {
+    super(`video ${videoId} was deleted during its ingest`);
+  }
+}
+
+/** The frames, audio and poster extract leaves for the stages after it. */
+export interface Extracted {
+  segments: SegmentFrames[];
+  /** Mono PCM at the generation's sample rate; null when the video has no audio or the generation no audio tower. */
+  pcm: Float32Array | null;
+  posterPath: string;
+}
+
+/** The towers' outputs: one video (and audio) vector per segment, one text vector per video. */
+export interface Encoded {
+  video: Float32Array[];
+  audio: Float32Array[] | null;
+  text: Float32Array | undefined;
+}
+
+/** The fused item vectors and the segment points, ready to write. */
+export interface Fused {
+  item: FusedVideo;
+  segments: SegmentPoint[];
+}
+
+/** The video's record, or VideoDeleted when a DELETE has removed it. */
+async function current(ctx: IngestContext): Promise<VideoRecord> {
+  const rec = await ctx.deps.catalog.get(ctx.data.videoId);
+  if (!rec) throw new VideoDeleted(ctx.data.videoId);
+  return rec;
+}
+
+/** Text the text tower sees for an item: title, description and tags. */
+export function itemText(rec: { title: string; description: string; tags: string[] }): string {
+  return [rec.title, rec.description, rec.tags.join(' ')]
+    .map((s) => s.trim())
+    .filter(Boolean)
+    .join('. ');
+}
+
+/** Marks the video processing and learns its duration, from the admission's probe when the job carries one. */
+export async function probeStage(ctx: IngestContext): Promise<ProbeResult> {
+  const { catalog, config } = ctx.deps;
+  const { videoId, uploadPath } = ctx.data;
+  if (!(await catalog.update(videoId, { status: 'processing' }))) throw new VideoDeleted(videoId);
+  const info = ctx.data.probe ?? (await probe(uploadPath, config.media.limits, videoId));
+  await catalog.update(videoId, { durationS: info.durationS });
+  return info;
+}
+
+/** Frames per segment, the audio track and the poster, decoded side by side. */
+export async function extractStage(ctx: IngestContext, info: ProbeResult): Promise<Extracted> {
+  const { encoders, files, config } = ctx.deps;
+  const { videoId, uploadPath } = ctx.data;
+  const { limits } = config.media;
+  const bounds = { timeoutMs: limits.timeoutMs, allowedContainers: limits.allowedContainers };
+  const { video: vp, audio: ap } = encoders.generation.preprocessing;
+  const posterPath = await files.posterPath(videoId);
+  const [segments, pcm] = await Promise.all([
+    extractFrames(
+      uploadPath,
+      {
+        segmentSeconds: vp.segment_seconds,
+        framesPerSegment: vp.frames_per_segment,
+        size: vp.frame_size,
+        resize: vp.resize,
+        durationS: info.durationS,
+        ...bounds,
+      },
+      videoId,
+    ),
+    info.audioCodec && encoders.has('audio')
+      ? extractAudio(uploadPath, { sampleRate: ap.sample_rate, hasAudio: true, maxDurationS: info.durationS, ...bounds }, videoId)
+      : Promise.resolve(null),
+    posterFrame(uploadPath, posterPath, Math.min(info.durationS / 2, 1), { label: videoId, ...bounds }),
+  ]);
+  if (segments.length === 0) throw new AppError('CORRUPT_MEDIA', `ffmpeg on ${videoId} decoded no frames`);
+  return { segments, pcm, posterPath };
+}
+
+/** Runs the towers: frames and audio per segment, and the record's text (read now, so an edit is seen). */
+export async function encodeStage(ctx: IngestContext, media: Extracted): Promise<Encoded> {
+  const { encoders } = ctx.deps;
+  const rec = await current(ctx);
+  const ap = encoders.generation.preprocessing.audio;
+  const video = await encoders.encodeFrames(media.segments);
+  const audio = media.pcm
+    ? await encoders.encodeAudio(segmentAudio(media.pcm, ap.sample_rate, ap.segment_seconds, media.segments.length))
+    : null;
+  const text = itemText(rec);
+  return { video, audio, text: text ? (await encoders.encodeText([text]))[0] : undefined };
+}
+
+/** One vector per segment and the video's vectors (src/fusion), and the segment points to write. */
+export function fuseStage(ctx: IngestContext, media: Extracted, encoded: Encoded): Fused {
+  const { videoId } = ctx.data;
+  const generation = ctx.deps.encoders.generation.name;
+  const perSegment = media.segments.map((_, i) => ({ video: encoded.video[i], audio: encoded.audio?.[i] }));
+  const segments = media.segments.map((s, i): SegmentPoint => {
+    const { video, audio } = perSegment[i]!;
+    return {
+      vectors: { fused: fuseSegment(perSegment[i]!), ...(video ? { video } : {}), ...(audio ? { audio } : {}) },
+      payload: { videoId, index: s.index, startS: s.startS, endS: s.endS, generation, modalities: audio ? ['video', 'audio'] : ['video'] },
+    };
+  });
+  return { item: fuseVideo(perSegment, encoded.text), segments };
+}
+
+/**
+ * Writes the item and its segments, with the record's current title and tags. A DELETE that landed between the
+ * check before writing and the write itself would have its vectors come back, so the record is checked once more
+ * afterwards and what was written is taken back.
+ */
+export async function upsertStage(ctx: IngestContext, info: ProbeResult, fused: Fused): Promise<VideoRecord> {
+  const { encoders, store } = ctx.deps;
+  const { videoId } = ctx.data;
+  const rec = await current(ctx);
+  const { item } = fused;
+  const vectors: ItemPoint['vectors'] = { fused: item.fused };
+  for (const m of item.modalities) vectors[m] = item[m];
+  if (encoders.has('behaviour')) vectors.behaviour = (await encoders.projectBehaviour([item.fused]))[0]!;
+  ctx.signal.throwIfAborted();
+  await store.upsertItems([
+    {
+      vectors,
+      payload: {
+        videoId,
+        title: rec.title,
+        description: rec.description,
+        tags: rec.tags,
+        durationS: info.durationS,
+        uploadedAt: rec.uploadedAt,
+        modalities: item.modalities,
+        generation: encoders.generation.name,
+        sha256: rec.sha256,
+        externalId: rec.externalId,
+      },
+    },
+  ]);
+  await store.upsertSegments(videoId, fused.segments);
+  if (!(await ctx.deps.catalog.get(videoId))) {
+    await store.deleteVideo(videoId);
+    throw new VideoDeleted(videoId);
+  }
+  return rec;
+}
+
+/** Marks the video ready (with its modalities and poster) and lists it among the fresh ones. */
+export async function cleanupStage(ctx: IngestContext, rec: VideoRecord, fused: Fused, posterPath: string): Promise<void> {
+  const { catalog, encoders } = ctx.deps;
+  const { videoId } = ctx.data;
+  const { modalities } = fused.item;
+  const ready = await catalog.update(videoId, {
+    status: 'ready',
+    modalities,
+    generation: encoders.generation.name,
+    posterPath,
+    error: undefined,
+  });
+  // Deleted after the vectors were written: the DELETE removes them itself (it deletes the record first).
+  if (!ready) throw new VideoDeleted(videoId);
+  await catalog.markReady(videoId, rec.uploadedAt);
+}
