@@ -4,13 +4,14 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { isAppError, type ErrorCode } from '../../src/errors/index.ts';
 import { mediaLimits } from '../../src/config/index.ts';
 import { ffmpegFloor } from '../../bench/lib/floor.ts';
+import { processesMatching } from '../helpers/procs.ts';
 import {
   extractAudio,
   extractFrames,
@@ -195,7 +196,7 @@ describe('frames', () => {
       break;
     }
     assert.equal(n, 4);
-    assert.equal(spawnSync('pgrep', ['-f', clip('good.mp4')]).status, 1, 'ffmpeg was reaped');
+    assert.deepEqual(processesMatching(clip('good.mp4')), [], 'ffmpeg was reaped');
   });
 
   test('a decode that hangs is killed with SIGKILL, leaving no process behind', async () => {
@@ -208,7 +209,7 @@ describe('frames', () => {
       return true;
     });
     assert.ok(Date.now() - t0 < 5000);
-    assert.equal(spawnSync('pgrep', ['-f', fifo]).status, 1, 'no ffmpeg still reading the fifo');
+    assert.deepEqual(processesMatching(fifo), [], 'no ffmpeg still reading the fifo');
     await refused(probe(fifo, DEFAULT_MEDIA_LIMITS, 'fifo'), 'UNSUPPORTED_MEDIA', /not a regular file/);
   });
 });
