@@ -6,7 +6,7 @@
  */
 import { mergeReadings, type FrameReading } from './merge.ts';
 import { sampleFrames, type SampleOptions } from './sampler.ts';
-import { readLines, type LineOptions, type TesseractOptions } from './tesseract.ts';
+import { readLines, type LineOptions, type TesseractOptions, type ViewOptions } from './tesseract.ts';
 import type { Evidence } from './types.ts';
 
 /** Sampling defaults for OCR: two frames a second checked, at most 20 read a minute. */
@@ -15,7 +15,7 @@ export const OCR_SAMPLING: Partial<SampleOptions> = { fps: 2, minGapS: 1, maxPer
 export interface OcrOptions {
   /** Range, source size and label are required; the rest defaults to OCR_SAMPLING. */
   sampling: SampleOptions;
-  tesseract?: TesseractOptions & LineOptions;
+  tesseract?: TesseractOptions & LineOptions & ViewOptions;
   /** Readings at least this similar on neighbouring frames are one line. @defaultValue 0.8 */
   similarity?: number;
 }

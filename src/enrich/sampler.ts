@@ -11,9 +11,10 @@
  * any 60 s; the first frame is always kept, and a frame `refreshS` after the last kept one is kept
  * even without a change, so a change below the threshold is not missed for long.
  *
- * A text line appearing on a still picture changes ~1% of cells (a 20-character caption at 720p
- * spans ~25 of 64x36 cells); x264 noise on a still picture changes none at 6% grey. Hence the
- * defaults below. Each kept frame stands for the video from its time to the next kept frame's.
+ * A 14-character line of 24 px text appearing at 720p changes 0.4-0.5% of the 64x36 cells (on a
+ * plain colour and on a photograph); a 48 px line about 1%. Averaging 20x20 pixels per cell, x264
+ * noise or sensor noise on a still picture moves no cell by 4% grey. Hence minChange 0.2% (5 cells)
+ * and cellThreshold 0.04. Each kept frame stands for the video from its time to the next kept frame's.
  */
 import { AppError } from '../errors/index.ts';
 import { DEFAULT_MEDIA_LIMITS, fileInput, hardenedInputArgs } from '../media/limits.ts';
@@ -25,9 +26,9 @@ import type { SampledFrame, TimeRange } from './types.ts';
 export const THUMB_COLS = 64;
 
 export interface SelectOptions {
-  /** Share of thumbnail cells that must change for a frame to count as new. @defaultValue 0.006 */
+  /** Share of thumbnail cells that must change for a frame to count as new. @defaultValue 0.002 */
   minChange?: number;
-  /** A cell changed when its mean grey level moved by more than this (0..1). @defaultValue 0.06 */
+  /** A cell changed when its mean grey level moved by more than this (0..1). @defaultValue 0.04 */
   cellThreshold?: number;
   /** Seconds between two kept frames at least. @defaultValue 1 */
   minGapS?: number;
@@ -97,8 +98,8 @@ export class FrameSelector {
 
   constructor(opts: SelectOptions = {}) {
     this.o = {
-      minChange: opts.minChange ?? 0.006,
-      cellThreshold: opts.cellThreshold ?? 0.06,
+      minChange: opts.minChange ?? 0.002,
+      cellThreshold: opts.cellThreshold ?? 0.04,
       minGapS: opts.minGapS ?? 1,
       maxPerMinute: opts.maxPerMinute ?? 20,
       refreshS: opts.refreshS ?? 10,

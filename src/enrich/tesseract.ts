@@ -10,7 +10,13 @@
  *   busy machine, and the caller parallelises across frames if it wants;
  * - words under `minWordConfidence` are dropped, and a line is kept only if what remains has
  *   `minLineChars` letters or digits: on photographs without text, tesseract reads texture as
- *   short low-confidence "words" ("|", "ee", "—"), which these two cuts remove.
+ *   short low-confidence "words" ("|", "ee", "—"), which these two cuts remove;
+ * - two views of each frame: `bright` (pixels with luma >= `brightThreshold` black, the rest white)
+ *   and `original`. Burnt-in captions are white or yellow, often outlined; on a photograph
+ *   tesseract's own global binarisation loses them in the texture ("Walking the dog in the park"
+ *   read as "Wa che dog inthe"), while the bright view isolates them (read exactly, confidence
+ *   0.96). The original view keeps dark or coloured text. Lines of the two views that cover the same
+ *   place are one line: the reading with more confident letters wins.
  */
 import { runEngine } from './engine.ts';
 import type { Box, Observation } from './types.ts';
@@ -28,6 +34,15 @@ export interface TesseractOptions {
   maxOutputBytes?: number;
   /** OpenMP threads inside one tesseract process. @defaultValue 1 */
   threads?: number;
+}
+
+export type View = 'bright' | 'original';
+
+export interface ViewOptions {
+  /** Views of the frame read, each one tesseract run. @defaultValue ['bright', 'original'] */
+  views?: View[];
+  /** Luma (0..255) at or above which a pixel is text in the bright view. @defaultValue 215 */
+  brightThreshold?: number;
 }
 
 export interface LineOptions {
@@ -51,6 +66,18 @@ export interface OcrWord {
 /** A binary PPM (P6) of an RGB24 frame: what tesseract reads on stdin without any encoding. */
 export function ppm(rgb: Uint8Array, width: number, height: number): Buffer {
   return Buffer.concat([Buffer.from(`P6\n${width} ${height}\n255\n`, 'ascii'), rgb]);
+}
+
+/** A binary PGM (P5) of the bright view: luma >= threshold black (text), the rest white. */
+export function brightView(rgb: Uint8Array, width: number, height: number, threshold: number): Buffer {
+  const header = Buffer.from(`P5\n${width} ${height}\n255\n`, 'ascii');
+  const out = Buffer.alloc(header.length + width * height);
+  header.copy(out);
+  for (let i = 0, o = header.length; i < width * height; i++, o++) {
+    const y = 0.299 * rgb[3 * i]! + 0.587 * rgb[3 * i + 1]! + 0.114 * rgb[3 * i + 2]!;
+    out[o] = y >= threshold ? 0 : 255;
+  }
+  return out;
 }
 
 /** Parses tesseract's TSV (level 5 rows are words; -1 confidences are layout rows). */
@@ -100,12 +127,12 @@ export function toLines(words: OcrWord[], width: number, height: number, opts: L
   return out.sort((a, b) => a.box![1] - b.box![1] || a.box![0] - b.box![0]);
 }
 
-/** Runs tesseract on one RGB24 frame and returns its words. */
-export async function recogniseWords(rgb: Uint8Array, width: number, height: number, doing: string, opts: TesseractOptions = {}): Promise<OcrWord[]> {
+/** Runs tesseract on one image (PPM or PGM bytes) and returns its words. */
+export async function recogniseWords(image: Uint8Array, doing: string, opts: TesseractOptions = {}): Promise<OcrWord[]> {
   const out = await runEngine({
     command: opts.binary ?? process.env.TESSERACT_PATH ?? 'tesseract',
     args: ['stdin', 'stdout', '-l', opts.lang ?? 'eng', '--psm', String(opts.psm ?? 11), '--oem', '1', 'tsv'],
-    input: ppm(rgb, width, height),
+    input: image,
     timeoutMs: opts.timeoutMs ?? 30_000,
     maxOutputBytes: opts.maxOutputBytes ?? 1 << 20,
     env: { OMP_THREAD_LIMIT: String(opts.threads ?? 1) },
@@ -114,13 +141,37 @@ export async function recogniseWords(rgb: Uint8Array, width: number, height: num
   return parseTsv(out.toString('utf8'));
 }
 
-/** The lines of text on one frame (recogniseWords + toLines). */
+/** Share of the smaller box covered by the other. */
+function overlap(a: Box, b: Box): number {
+  const w = Math.max(0, Math.min(a[2], b[2]) - Math.max(a[0], b[0]));
+  const h = Math.max(0, Math.min(a[3], b[3]) - Math.max(a[1], b[1]));
+  const smaller = Math.min((a[2] - a[0]) * (a[3] - a[1]), (b[2] - b[0]) * (b[3] - b[1]));
+  return smaller > 0 ? (w * h) / smaller : 0;
+}
+
+/** Lines of several views → one list: of lines covering the same place, the most confident letters win. */
+export function unionLines(views: Observation[][]): Observation[] {
+  const weight = (o: Observation) => o.confidence * alnum(o.text);
+  const kept: Observation[] = [];
+  for (const line of views.flat().sort((a, b) => weight(b) - weight(a))) {
+    if (kept.every((k) => overlap(k.box!, line.box!) < 0.5)) kept.push(line);
+  }
+  return kept.sort((a, b) => a.box![1] - b.box![1] || a.box![0] - b.box![0]);
+}
+
+/** The lines of text on one RGB24 frame, from each view (see the module comment). */
 export async function readLines(
   rgb: Uint8Array,
   width: number,
   height: number,
   doing: string,
-  opts: TesseractOptions & LineOptions = {},
+  opts: TesseractOptions & LineOptions & ViewOptions = {},
 ): Promise<Observation[]> {
-  return toLines(await recogniseWords(rgb, width, height, doing, opts), width, height, opts);
+  const views = opts.views ?? ['bright', 'original'];
+  const read: Observation[][] = [];
+  for (const view of views) {
+    const image = view === 'bright' ? brightView(rgb, width, height, opts.brightThreshold ?? 215) : ppm(rgb, width, height);
+    read.push(toLines(await recogniseWords(image, `${doing} (${view} view)`, opts), width, height, opts));
+  }
+  return unionLines(read);
 }
