@@ -134,7 +134,9 @@ async function clipMinute() {
     const file = join(dir, 'minute.mp4');
     await sceneClip(file, scenes, { zoom: true });
     const t = performance.now();
-    const { evidence, frames: read } = await readOnScreenText(file, { sampling: { range: { startS: 0, endS: 60 }, width: 1280, height: 720, label: 'bench minute' } });
+    const { evidence, frames: read } = await readOnScreenText(file, {
+      sampling: { range: { startS: 0, endS: 60 }, width: 1280, height: 720, label: 'bench minute' },
+    });
     const seconds = (performance.now() - t) / 1000;
     const found = scenes.filter((s, i) =>
       evidence.some((e) => lineKey(e.text) === lineKey(s.captions![0]!.text) && e.startS <= i * 5 + 1 && e.endS >= i * 5 + 4),
@@ -146,7 +148,13 @@ async function clipMinute() {
       seconds,
       seconds_per_video_minute: seconds,
       captions_read_exactly_with_their_scene: found,
-      evidence: evidence.map((e) => ({ text: e.text, startS: e.startS, endS: e.endS, confidence: Number(e.confidence.toFixed(3)), frames: e.frames })),
+      evidence: evidence.map((e) => ({
+        text: e.text,
+        startS: e.startS,
+        endS: e.endS,
+        confidence: Number(e.confidence.toFixed(3)),
+        frames: e.frames,
+      })),
     };
   } finally {
     await rm(dir, { recursive: true, force: true });
@@ -160,22 +168,29 @@ async function main(): Promise<void> {
     const views = config.split('+') as View[];
     const rows = await frames(views);
     const all = summarise(rows);
-    console.log(`views ${config}: CER ${all.cer.toFixed(3)} WER ${all.wer.toFixed(3)} exact ${all.exact.toFixed(2)} ${all.ms_per_frame.toFixed(0)} ms/frame`);
+    console.log(
+      `views ${config}: CER ${all.cer.toFixed(3)} WER ${all.wer.toFixed(3)} exact ${all.exact.toFixed(2)} ${all.ms_per_frame.toFixed(0)} ms/frame`,
+    );
     byViews[config] = {
       all,
       by_size: groupBy(rows, (r) => r.size),
       by_font: groupBy(rows, (r) => r.font),
       by_background: groupBy(rows, (r) => r.background),
       false_positives_on_photos: await falsePositives(views),
-      misread: rows.filter((r) => !r.exact).map((r) => ({ size: r.size, font: r.font, background: r.background, reference: r.reference, read: r.read })),
+      misread: rows
+        .filter((r) => !r.exact)
+        .map((r) => ({ size: r.size, font: r.font, background: r.background, reference: r.reference, read: r.read })),
     };
   }
   const minute = await clipMinute();
-  console.log(`60 s clip: ${minute.frames_read} frames read in ${minute.seconds.toFixed(1)} s, ${minute.captions_read_exactly_with_their_scene}/12 captions exact`);
+  console.log(
+    `60 s clip: ${minute.frames_read} frames read in ${minute.seconds.toFixed(1)} s, ${minute.captions_read_exactly_with_their_scene}/12 captions exact`,
+  );
   const result = {
     engine: 'tesseract 5.3.0 (Debian tesseract-ocr, tesseract-ocr-eng 4.1.0 traineddata), --oem 1 --psm 11, one thread',
     frames: '1280x720, text by ffmpeg drawtext; filters of src/enrich/tesseract.ts (word confidence >= 0.6, line >= 3 letters/digits)',
-    metrics: 'CER/WER: edit distance of the normalised reading (lower case, punctuation removed) to the drawn sentence, over its length; exact: the sentence read exactly',
+    metrics:
+      'CER/WER: edit distance of the normalised reading (lower case, punctuation removed) to the drawn sentence, over its length; exact: the sentence read exactly',
     views: byViews,
     clip_minute: minute,
     seconds: (performance.now() - started) / 1000,

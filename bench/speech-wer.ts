@@ -84,7 +84,14 @@ async function speak(dir: string, text: string, c: Condition, i: number): Promis
   await run('espeak-ng', ['-v', c.voice, '-s', String(c.speed), '-w', raw, text]);
   const mix =
     c.noise > 0
-      ? ['-f', 'lavfi', '-i', `anoisesrc=color=pink:amplitude=${c.noise}:sample_rate=22050:seed=${i}`, '-filter_complex', 'amix=inputs=2:duration=first:normalize=0']
+      ? [
+          '-f',
+          'lavfi',
+          '-i',
+          `anoisesrc=color=pink:amplitude=${c.noise}:sample_rate=22050:seed=${i}`,
+          '-filter_complex',
+          'amix=inputs=2:duration=first:normalize=0',
+        ]
       : [];
   await run('ffmpeg', ['-v', 'error', '-y', '-i', raw, ...mix, '-ar', '16000', '-ac', '1', '-sample_fmt', 's16', wav]);
   return wav;
@@ -94,7 +101,20 @@ async function speak(dir: string, text: string, c: Condition, i: number): Promis
 async function recognise(wav: string): Promise<Word[]> {
   const { stdout } = await run(
     'pocketsphinx_continuous',
-    ['-infile', wav, '-time', 'yes', '-logfn', '/dev/null', '-hmm', join(MODEL, 'en-us'), '-lm', join(MODEL, 'en-us.lm.bin'), '-dict', join(MODEL, 'cmudict-en-us.dict')],
+    [
+      '-infile',
+      wav,
+      '-time',
+      'yes',
+      '-logfn',
+      '/dev/null',
+      '-hmm',
+      join(MODEL, 'en-us'),
+      '-lm',
+      join(MODEL, 'en-us.lm.bin'),
+      '-dict',
+      join(MODEL, 'cmudict-en-us.dict'),
+    ],
     { maxBuffer: 1 << 20 },
   );
   const words: Word[] = [];
@@ -126,7 +146,14 @@ async function main(): Promise<void> {
         audioS += Number(stdout.trim());
         const ref = normaliseWords(SENTENCES[i]!);
         const hyp = words.map((w) => w.word);
-        rows.push({ condition: c.name, reference: ref.join(' '), hypothesis: hyp.join(' '), words, errors: wordErrors(ref, hyp), refWords: ref.length });
+        rows.push({
+          condition: c.name,
+          reference: ref.join(' '),
+          hypothesis: hyp.join(' '),
+          words,
+          errors: wordErrors(ref, hyp),
+          refWords: ref.length,
+        });
       }
       const mine = rows.filter((r) => r.condition === c.name);
       const wer = mine.reduce((a, r) => a + r.errors, 0) / mine.reduce((a, r) => a + r.refWords, 0);
@@ -168,8 +195,13 @@ async function main(): Promise<void> {
   };
   await mkdir(join(args.out, '..'), { recursive: true });
   await writeFile(args.out, JSON.stringify(result, null, 2) + '\n');
-  console.log(`WER overall ${result.wer_overall.toFixed(3)}, clean ${result.wer_clean.toFixed(3)}, noise ${result.wer_noise.toFixed(3)}; RTF ${result.real_time_factor.toFixed(2)}`);
-  for (const k of keywords) console.log(`keywords conf>=${k.confidence_at_least}: kept ${k.keywords_kept}, precision ${k.precision?.toFixed(3)}, recall ${k.recall.toFixed(3)}`);
+  console.log(
+    `WER overall ${result.wer_overall.toFixed(3)}, clean ${result.wer_clean.toFixed(3)}, noise ${result.wer_noise.toFixed(3)}; RTF ${result.real_time_factor.toFixed(2)}`,
+  );
+  for (const k of keywords)
+    console.log(
+      `keywords conf>=${k.confidence_at_least}: kept ${k.keywords_kept}, precision ${k.precision?.toFixed(3)}, recall ${k.recall.toFixed(3)}`,
+    );
   console.log(`wrote ${args.out}`);
 }
 

@@ -55,13 +55,19 @@ export function objectsSpec(generation: VerifiedGeneration): ObjectsSpec | null 
   if (!spec) return null;
   const files = generation.raw.files as Record<string, string>;
   if (!(spec.file in files)) {
-    throw new AppError('MODEL_INVALID', `enrichment.objects.file ${spec.file} is not listed in manifest.files`, { field: 'enrichment.objects.file' });
+    throw new AppError('MODEL_INVALID', `enrichment.objects.file ${spec.file} is not listed in manifest.files`, {
+      field: 'enrichment.objects.file',
+    });
   }
   const [, h, w, c] = spec.input.shape;
   if (c !== 3 || !(h > 0 && w > 0) || spec.output.shape[1] !== 6) {
-    throw new AppError('MODEL_INVALID', `enrichment.objects shapes [${spec.input.shape}] -> [${spec.output.shape}] are not [1,H,W,3] -> [N,6]`, {
-      field: 'enrichment.objects',
-    });
+    throw new AppError(
+      'MODEL_INVALID',
+      `enrichment.objects shapes [${spec.input.shape}] -> [${spec.output.shape}] are not [1,H,W,3] -> [N,6]`,
+      {
+        field: 'enrichment.objects',
+      },
+    );
   }
   return spec;
 }

@@ -203,7 +203,8 @@ export async function* sampleFrames(file: string, opts: SampleOptions): AsyncGen
     }
   }
   if (pending) yield pending;
-  if (decoded === 0) throw new AppError('CORRUPT_MEDIA', `ffmpeg sampling on ${opts.label} failed: no frame decoded in [${startS}, ${endS}]`);
+  if (decoded === 0)
+    throw new AppError('CORRUPT_MEDIA', `ffmpeg sampling on ${opts.label} failed: no frame decoded in [${startS}, ${endS}]`);
 }
 
 /** Cuts a byte stream into fixed-size frames; a trailing partial frame is dropped. */

@@ -92,7 +92,21 @@ export async function textFrame(background: Background, captions: Caption[], w =
     const draw = await drawtextChain(dir, captions, 'c');
     const vf = [`scale=${w}:${h}`, 'setsar=1', ...(draw ? [draw] : [])].join(',');
     const out = join(dir, 'frame.rgb');
-    await run('ffmpeg', ['-v', 'error', '-y', ...inputArgs(background, w, h, 1, 1), '-vf', vf, '-frames:v', '1', '-f', 'rawvideo', '-pix_fmt', 'rgb24', out]);
+    await run('ffmpeg', [
+      '-v',
+      'error',
+      '-y',
+      ...inputArgs(background, w, h, 1, 1),
+      '-vf',
+      vf,
+      '-frames:v',
+      '1',
+      '-f',
+      'rawvideo',
+      '-pix_fmt',
+      'rgb24',
+      out,
+    ]);
     return new Uint8Array(await readFile(out));
   } finally {
     await rm(dir, { recursive: true, force: true });
@@ -103,7 +117,11 @@ export async function textFrame(background: Background, captions: Caption[], w =
  * A clip of scenes in sequence (H.264, yuv420p, `rate` fps, no audio), each scene a background with
  * its captions; photos are scaled to fill w x h and slowly zoomed when `zoom` is set.
  */
-export async function sceneClip(out: string, scenes: Scene[], opts: { w?: number; h?: number; rate?: number; zoom?: boolean } = {}): Promise<void> {
+export async function sceneClip(
+  out: string,
+  scenes: Scene[],
+  opts: { w?: number; h?: number; rate?: number; zoom?: boolean } = {},
+): Promise<void> {
   const { w = 1280, h = 720, rate = 10 } = opts;
   const dir = await mkdtemp(join(tmpdir(), 'montage-clip-'));
   try {

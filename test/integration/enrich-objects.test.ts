@@ -91,7 +91,9 @@ describe('COCO detector (objects.onnx)', () => {
       const w = want.subarray(i * 6, i * 6 + 6);
       if (w[4]! < 0.05) continue;
       compared++;
-      const match = got.find((g) => g[5] === w[5] && Math.abs(g[4]! - w[4]!) < 1e-3 && [0, 1, 2, 3].every((k) => Math.abs(g[k]! - w[k]!) < 0.05));
+      const match = got.find(
+        (g) => g[5] === w[5] && Math.abs(g[4]! - w[4]!) < 1e-3 && [0, 1, 2, 3].every((k) => Math.abs(g[k]! - w[k]!) < 0.05),
+      );
       assert.ok(match, `TF.js row ${i} [${[...w].map((v) => v.toFixed(3))}] has no ONNX counterpart`);
     }
     assert.ok(compared >= 10, `only ${compared} rows above 0.05 to compare`);
