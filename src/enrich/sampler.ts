@@ -7,9 +7,14 @@
  * a grey thumbnail `THUMB_COLS` cells wide (box average), and compared with the thumbnail of the
  * last frame KEPT (not the previous frame, so a slow pan or a fade adds up until it counts). A frame
  * is kept when the share of cells whose mean grey level moved by more than `cellThreshold` reaches
- * `minChange`, at least `minGapS` after the last kept frame and within `maxPerMinute` kept frames in
- * any 60 s; the first frame is always kept, and a frame `refreshS` after the last kept one is kept
- * even without a change, so a change below the threshold is not missed for long.
+ * `minChange`, at least `minGapS` after the last kept frame, and when the frame budget allows; the
+ * first frame is always kept, and a frame `refreshS` after the last kept one is kept even without a
+ * change, so a change below the threshold is not missed for long.
+ *
+ * The budget is a token bucket: `maxPerMinute` tokens a minute, at most `burst` saved. A picture that
+ * changes all the time (a pan, a zoom, handheld footage) is therefore sampled evenly, every
+ * 60/maxPerMinute seconds, rather than spending a minute's budget in its first seconds and going
+ * blind for the rest (what a "N in any 60 s" window does); a few cuts in a row still get a frame each.
  *
  * A 14-character line of 24 px text appearing at 720p changes 0.4-0.5% of the 64x36 cells (on a
  * plain colour and on a photograph); a 48 px line about 1%. Averaging 20x20 pixels per cell, x264
@@ -32,8 +37,10 @@ export interface SelectOptions {
   cellThreshold?: number;
   /** Seconds between two kept frames at least. @defaultValue 1 */
   minGapS?: number;
-  /** Kept frames in any 60 s window at most. @defaultValue 20 */
+  /** Kept frames a minute on average (the bucket's refill rate). @defaultValue 20 */
   maxPerMinute?: number;
+  /** Frames the bucket can save up for a run of changes; the first frame is free. @defaultValue max(2, maxPerMinute / 10) */
+  burst?: number;
   /** Keep a frame this long after the last kept one even without a change; 0 = never. @defaultValue 10 */
   refreshS?: number;
 }
@@ -93,7 +100,8 @@ export function changeScore(a: Thumbnail, b: Thumbnail, cellThreshold: number): 
 export class FrameSelector {
   private last: Thumbnail | undefined;
   private lastS = -Infinity;
-  private readonly kept: number[] = [];
+  private tokens: number;
+  private tokensAtS = 0;
   private readonly o: Required<SelectOptions>;
 
   constructor(opts: SelectOptions = {}) {
@@ -102,9 +110,12 @@ export class FrameSelector {
       cellThreshold: opts.cellThreshold ?? 0.04,
       minGapS: opts.minGapS ?? 1,
       maxPerMinute: opts.maxPerMinute ?? 20,
+      burst: opts.burst ?? Math.max(2, (opts.maxPerMinute ?? 20) / 10),
       refreshS: opts.refreshS ?? 10,
     };
-    if (this.o.maxPerMinute < 1) throw new AppError('INVALID_FIELD', 'maxPerMinute must be at least 1', { field: 'maxPerMinute' });
+    if (this.o.maxPerMinute <= 0) throw new AppError('INVALID_FIELD', 'maxPerMinute must be positive', { field: 'maxPerMinute' });
+    if (this.o.burst < 1) throw new AppError('INVALID_FIELD', 'burst must be at least 1', { field: 'burst' });
+    this.tokens = this.o.burst;
   }
 
   /** Returns why the frame is kept, or null; `change` is its score against the last kept frame. */
@@ -112,17 +123,19 @@ export class FrameSelector {
     if (!this.last) return this.keep(timeS, thumb, 'first', 1);
     const change = changeScore(this.last, thumb, this.o.cellThreshold);
     if (timeS - this.lastS < this.o.minGapS) return { reason: null, change };
-    while (this.kept.length && this.kept[0]! <= timeS - 60) this.kept.shift();
-    if (this.kept.length >= this.o.maxPerMinute) return { reason: null, change };
+    this.tokens = Math.min(this.o.burst, this.tokens + ((timeS - this.tokensAtS) * this.o.maxPerMinute) / 60);
+    this.tokensAtS = timeS;
+    if (this.tokens < 1 - 1e-9) return { reason: null, change }; // 10 x 0.1 s worth of tokens is a whole one
     if (change >= this.o.minChange) return this.keep(timeS, thumb, 'change', change);
     if (this.o.refreshS > 0 && timeS - this.lastS >= this.o.refreshS) return this.keep(timeS, thumb, 'refresh', change);
     return { reason: null, change };
   }
 
   private keep(timeS: number, thumb: Thumbnail, reason: SampledFrame['reason'], change: number) {
+    if (reason !== 'first') this.tokens -= 1;
     this.last = thumb;
     this.lastS = timeS;
-    this.kept.push(timeS);
+    this.tokensAtS = timeS;
     return { reason, change };
   }
 }
