@@ -9,10 +9,14 @@
  * punctuation), and what keyword indexing would get: of the recognised content words (4+ letters,
  * not a stop word) with a confidence at or above a cut, the share that are in the reference
  * (precision) and the share of the reference's content words found (recall), for several cuts.
- * Needs: espeak-ng, ffmpeg, pocketsphinx, pocketsphinx-en-us.
+ * Control: the five read-speech utterances (LibriVox, real voices) of Debian's pocketsphinx-testdata,
+ * when installed, scored the same way and reported apart, so a bad figure on synthetic speech can be
+ * told from a broken pipeline.
+ * Needs: espeak-ng, ffmpeg, pocketsphinx, pocketsphinx-en-us (control: pocketsphinx-testdata).
  */
 import { execFile } from 'node:child_process';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -72,6 +76,54 @@ const CONDITIONS: Condition[] = [
 ];
 const CUTS = [0, 0.3, 0.5, 0.7, 0.9];
 const MODEL = '/usr/share/pocketsphinx/model/en-us';
+const LIBRIVOX = '/usr/share/pocketsphinx/test/data/librivox';
+
+interface Row {
+  condition: string;
+  reference: string;
+  hypothesis: string;
+  words: Word[];
+  errors: number;
+  refWords: number;
+}
+
+const wer = (rs: Row[]) => rs.reduce((a, r) => a + r.errors, 0) / rs.reduce((a, r) => a + r.refWords, 0);
+
+/** Keyword indexing at each confidence cut: precision and recall of content words. */
+function keywordScores(rows: Row[]) {
+  return CUTS.map((cut) => {
+    let kept = 0;
+    let right = 0;
+    let refTotal = 0;
+    let found = 0;
+    for (const r of rows) {
+      const ref = new Set(contentWords(r.reference.split(' ')));
+      const hyp = new Set(contentWords(r.words.filter((w) => w.confidence >= cut).map((w) => w.word)));
+      kept += hyp.size;
+      right += [...hyp].filter((w) => ref.has(w)).length;
+      refTotal += ref.size;
+      found += [...ref].filter((w) => hyp.has(w)).length;
+    }
+    return { confidence_at_least: cut, keywords_kept: kept, precision: kept ? right / kept : null, recall: found / refTotal };
+  });
+}
+
+function row(condition: string, reference: string, words: Word[]): Row {
+  const ref = normaliseWords(reference);
+  const hyp = words.map((w) => w.word);
+  return { condition, reference: ref.join(' '), hypothesis: hyp.join(' '), words, errors: wordErrors(ref, hyp), refWords: ref.length };
+}
+
+/** The LibriVox control: `<s> words </s> (file-id)` lines of the transcription file. */
+async function control(): Promise<Row[]> {
+  if (!existsSync(join(LIBRIVOX, 'transcription'))) return [];
+  const rows: Row[] = [];
+  for (const line of (await readFile(join(LIBRIVOX, 'transcription'), 'utf8')).split('\n')) {
+    const m = /^<s> (.*) <\/s> \((.*)\)$/.exec(line.trim());
+    if (m) rows.push(row('librivox real speech (control)', m[1]!, await recognise(join(LIBRIVOX, `${m[2]}.wav`))));
+  }
+  return rows;
+}
 
 interface Word {
   word: string;
@@ -131,7 +183,7 @@ async function recognise(wav: string): Promise<Word[]> {
 async function main(): Promise<void> {
   const n = Math.min(Number(args.sentences), SENTENCES.length);
   const dir = await mkdtemp(join(tmpdir(), 'montage-speech-'));
-  const rows: { condition: string; reference: string; hypothesis: string; words: Word[]; errors: number; refWords: number }[] = [];
+  const rows: Row[] = [];
   const started = performance.now();
   let audioS = 0;
   let asrS = 0;
@@ -162,22 +214,8 @@ async function main(): Promise<void> {
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
-  const wer = (rs: typeof rows) => rs.reduce((a, r) => a + r.errors, 0) / rs.reduce((a, r) => a + r.refWords, 0);
-  const keywords = CUTS.map((cut) => {
-    let kept = 0;
-    let right = 0;
-    let refTotal = 0;
-    let found = 0;
-    for (const r of rows) {
-      const ref = new Set(contentWords(r.reference.split(' ')));
-      const hyp = new Set(contentWords(r.words.filter((w) => w.confidence >= cut).map((w) => w.word)));
-      kept += hyp.size;
-      right += [...hyp].filter((w) => ref.has(w)).length;
-      refTotal += ref.size;
-      found += [...ref].filter((w) => hyp.has(w)).length;
-    }
-    return { confidence_at_least: cut, keywords_kept: kept, precision: kept ? right / kept : null, recall: found / refTotal };
-  });
+  const keywords = keywordScores(rows);
+  const controlRows = await control();
   const result = {
     engine: 'pocketsphinx 5prealpha (Debian pocketsphinx + pocketsphinx-en-us, default en-us acoustic and language models)',
     speech: 'espeak-ng, 16 kHz mono; noise = ffmpeg anoisesrc pink, amplitude 0.06, mixed without normalisation (about 10 dB SNR)',
@@ -187,6 +225,14 @@ async function main(): Promise<void> {
     wer_clean: wer(rows.filter((r) => !r.condition.endsWith('noise'))),
     wer_noise: wer(rows.filter((r) => r.condition.endsWith('noise'))),
     keywords,
+    control: controlRows.length
+      ? {
+          utterances: controlRows.length,
+          wer: wer(controlRows),
+          keywords: keywordScores(controlRows),
+          examples: controlRows.map((r) => ({ reference: r.reference, hypothesis: r.hypothesis })),
+        }
+      : 'pocketsphinx-testdata not installed',
     real_time_factor: asrS / audioS,
     audio_seconds: audioS,
     examples: rows.slice(0, 6).map((r) => ({ condition: r.condition, reference: r.reference, hypothesis: r.hypothesis })),
@@ -202,6 +248,7 @@ async function main(): Promise<void> {
     console.log(
       `keywords conf>=${k.confidence_at_least}: kept ${k.keywords_kept}, precision ${k.precision?.toFixed(3)}, recall ${k.recall.toFixed(3)}`,
     );
+  if (controlRows.length) console.log(`control, real read speech: WER ${wer(controlRows).toFixed(3)} on ${controlRows.length} utterances`);
   console.log(`wrote ${args.out}`);
 }
 
