@@ -16,7 +16,7 @@ import type { Logger } from '../log.ts';
 import type { VerifiedGeneration } from '../models/manifest.ts';
 import { lazyTower, type RuntimeOptions, type Tower } from '../models/onnx.ts';
 import { mergeReadings } from './merge.ts';
-import { sampleFrames, type SampleOptions } from './sampler.ts';
+import { rangeProgress, sampleFrames, type SampleOptions } from './sampler.ts';
 import type { Box, Evidence, Observation } from './types.ts';
 
 /** `manifest.json` → `enrichment.objects` (schemas/manifest.schema.json, $defs.objects). */
@@ -143,6 +143,8 @@ export const OBJECT_SAMPLING: Partial<SampleOptions> = { fps: 1, minGapS: 1, max
 export interface ObjectEvidenceOptions extends DecodeOptions {
   /** Range, source size and label are required; the rest defaults to OBJECT_SAMPLING. */
   sampling: SampleOptions;
+  /** Called after each frame with the share of the range done (0..1), for job progress. */
+  onProgress?: (fraction: number) => void;
 }
 
 /** Objects in `file` over the sampled range, merged across neighbouring frames. */
@@ -156,6 +158,7 @@ export async function detectObjects(
     const found = await detector.detect(frame.rgb, frame.width, frame.height, opts);
     const observations: Observation[] = found.map((d) => ({ text: d.label, confidence: d.score, box: d.box }));
     readings.push({ timeS: frame.timeS, endS: frame.endS, observations });
+    opts.onProgress?.(rangeProgress(frame.endS, opts.sampling.range));
   }
   return { evidence: mergeReadings(readings, { kind: 'object', similarity: 1 }), frames: readings.length };
 }

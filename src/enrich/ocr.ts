@@ -5,7 +5,7 @@
  * 0.5-1.3 s of one core at 1280x720.
  */
 import { mergeReadings, type FrameReading } from './merge.ts';
-import { sampleFrames, type SampleOptions } from './sampler.ts';
+import { rangeProgress, sampleFrames, type SampleOptions } from './sampler.ts';
 import { readLines, type LineOptions, type TesseractOptions, type ViewOptions } from './tesseract.ts';
 import type { Evidence } from './types.ts';
 
@@ -18,6 +18,8 @@ export interface OcrOptions {
   tesseract?: TesseractOptions & LineOptions & ViewOptions;
   /** Readings at least this similar on neighbouring frames are one line. @defaultValue 0.8 */
   similarity?: number;
+  /** Called after each frame read with the share of the range done (0..1), for job progress. */
+  onProgress?: (fraction: number) => void;
 }
 
 /** Lines of on-screen text in `file` over the sampled range. */
@@ -27,6 +29,7 @@ export async function readOnScreenText(file: string, opts: OcrOptions): Promise<
     const doing = `tesseract on ${opts.sampling.label} at ${frame.timeS.toFixed(2)} s`;
     const observations = await readLines(frame.rgb, frame.width, frame.height, doing, opts.tesseract);
     readings.push({ timeS: frame.timeS, endS: frame.endS, observations });
+    opts.onProgress?.(rangeProgress(frame.endS, opts.sampling.range));
   }
   return { evidence: mergeReadings(readings, { kind: 'ocr', similarity: opts.similarity ?? 0.8 }), frames: readings.length };
 }

@@ -140,6 +140,11 @@ export class FrameSelector {
   }
 }
 
+/** Share of `range` covered up to `timeS` (0..1), for job progress. */
+export function rangeProgress(timeS: number, range: TimeRange): number {
+  return Math.min(1, Math.max(0, (timeS - range.startS) / (range.endS - range.startS)));
+}
+
 /** Output size: the probed size scaled to at most maxWidth, both sides even (what yuv scalers want). */
 export function outputSize(width: number, height: number, maxWidth: number): { width: number; height: number } {
   const w = Math.max(2, Math.min(maxWidth, width) & ~1);

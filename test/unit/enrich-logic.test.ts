@@ -1,6 +1,7 @@
 /** Pure logic of the evidence engines: merging readings, frame selection, detection decode, OCR lines, text metrics. */
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
+import { evidenceInRange, type Evidence } from '../../src/enrich/index.ts';
 import { mergeReadings, type FrameReading } from '../../src/enrich/merge.ts';
 import { decodeDetections, iou, nms, type Detection, type ObjectsSpec } from '../../src/enrich/objects.ts';
 import { changeScore, FrameSelector, outputSize, thumbnail, type Thumbnail } from '../../src/enrich/sampler.ts';
@@ -77,6 +78,21 @@ describe('mergeReadings', () => {
       ],
     );
   });
+});
+
+test('evidenceInRange keeps what overlaps a segment, clipped to it', () => {
+  const e = (text: string, startS: number, endS: number): Evidence => ({ kind: 'ocr', text, startS, endS, confidence: 1, frames: 1 });
+  assert.deepEqual(
+    evidenceInRange([e('a', 0, 2), e('b', 1, 5), e('c', 4, 6), e('d', 2, 4)], { startS: 2, endS: 4 }).map((x) => [
+      x.text,
+      x.startS,
+      x.endS,
+    ]),
+    [
+      ['b', 2, 4],
+      ['d', 2, 4],
+    ],
+  );
 });
 
 describe('frame selection', () => {
