@@ -160,5 +160,5 @@ export async function detectObjects(
     readings.push({ timeS: frame.timeS, endS: frame.endS, observations });
     opts.onProgress?.(rangeProgress(frame.endS, opts.sampling.range));
   }
-  return { evidence: mergeReadings(readings, { kind: 'object', similarity: 1 }), frames: readings.length };
+  return { evidence: mergeReadings(readings, { kind: 'object', similarity: 1, containment: false }), frames: readings.length };
 }

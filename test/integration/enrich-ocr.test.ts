@@ -43,6 +43,15 @@ describe('reading a frame', () => {
     );
   });
 
+  test('dark text on a light background is read too', async () => {
+    const rgb = await textFrame({ color: '0xf2efe6' }, [{ text: 'Top 10 beaches in Portugal', size: 40, color: '0x202020' }]);
+    const lines = await readLines(rgb, 1280, 720, 'light frame');
+    assert.deepEqual(
+      lines.map((l) => lineKey(l.text)),
+      ['top 10 beaches in portugal'],
+    );
+  });
+
   test('a photograph without text gives no line', async () => {
     const lines = await readLines(await textFrame({ photo: 'horses' }, []), 1280, 720, 'photo without text');
     assert.deepEqual(

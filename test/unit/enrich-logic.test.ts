@@ -50,7 +50,11 @@ describe('mergeReadings', () => {
   });
 
   test('a line missed on one frame continues; missed on two it starts again', () => {
-    const once = mergeReadings([frame(0, 1, ['dog', 0.5]), frame(1, 2), frame(2, 3, ['dog', 0.6])], { kind: 'object', similarity: 1 });
+    const once = mergeReadings([frame(0, 1, ['dog', 0.5]), frame(1, 2), frame(2, 3, ['dog', 0.6])], {
+      kind: 'object',
+      similarity: 1,
+      containment: false,
+    });
     assert.deepEqual(
       once.map((e) => [e.startS, e.endS, e.frames]),
       [[0, 3, 2]],
@@ -68,8 +72,41 @@ describe('mergeReadings', () => {
     );
   });
 
+  test('a partial reading at the same place continues the line; the fuller reading is kept', () => {
+    const at = (text: string, confidence: number, box: [number, number, number, number]) => ({ text, confidence, box });
+    const line: [number, number, number, number] = [0.1, 0.7, 0.8, 0.8];
+    const out = mergeReadings(
+      [
+        { timeS: 0, endS: 1, observations: [at('Chapter 3 The', 0.95, [0.1, 0.7, 0.4, 0.8])] },
+        { timeS: 1, endS: 2, observations: [at('Chapter 3 The long road home', 0.93, line)] },
+        { timeS: 2, endS: 3, observations: [at('long road home', 0.96, [0.45, 0.7, 0.8, 0.8]), at('road', 0.9, [0.1, 0.1, 0.2, 0.15])] },
+      ],
+      { kind: 'ocr' },
+    );
+    assert.deepEqual(
+      out.map((e) => [e.text, e.startS, e.endS, e.frames]),
+      [
+        ['Chapter 3 The long road home', 0, 3, 3],
+        ['road', 2, 3, 1],
+      ],
+      'a word elsewhere on the frame is another line',
+    );
+    const objects = mergeReadings(
+      [
+        { timeS: 0, endS: 1, observations: [at('hot dog', 0.5, line)] },
+        { timeS: 1, endS: 2, observations: [at('dog', 0.5, line)] },
+      ],
+      { kind: 'object', similarity: 1, containment: false },
+    );
+    assert.equal(objects.length, 2, 'classes never merge by containment');
+  });
+
   test('duplicates within a frame fold into one; exact matching keeps distinct classes apart', () => {
-    const out = mergeReadings([frame(0, 1, ['horse', 0.6], ['horse', 0.7], ['house', 0.5])], { kind: 'object', similarity: 1 });
+    const out = mergeReadings([frame(0, 1, ['horse', 0.6], ['horse', 0.7], ['house', 0.5])], {
+      kind: 'object',
+      similarity: 1,
+      containment: false,
+    });
     assert.deepEqual(
       out.map((e) => [e.text, e.confidence, e.frames]),
       [
