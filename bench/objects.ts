@@ -19,7 +19,7 @@ import { decodeDetections, detectObjects, ObjectDetector } from '../src/enrich/o
 import { loadManifest } from '../src/models/manifest.ts';
 import { lazyTower } from '../src/models/onnx.ts';
 import { generationWithObjects } from '../test/helpers/enrich-generation.ts';
-import { photoPath, sceneClip } from '../test/helpers/enrich-media.ts';
+import { photoPath, sceneClip, TEST_BOUNDS } from '../test/helpers/enrich-media.ts';
 import { ROOT } from '../test/helpers/generation.ts';
 
 const { values: args } = parseArgs({
@@ -94,7 +94,7 @@ async function main(): Promise<void> {
       );
       const t = performance.now();
       const { evidence, frames } = await detectObjects(file, detector, {
-        sampling: { range: { startS: 0, endS: 60 }, width: 1280, height: 720, label: 'bench minute' },
+        sampling: { range: { startS: 0, endS: 60 }, width: 1280, height: 720, bounds: TEST_BOUNDS, label: 'bench minute' },
       });
       const seconds = (performance.now() - t) / 1000;
       minute = {

@@ -23,7 +23,16 @@ import { readOnScreenText } from '../src/enrich/ocr.ts';
 import { brightView, ppm, recogniseWords, toLines, unionLines, type View } from '../src/enrich/tesseract.ts';
 import type { Observation } from '../src/enrich/types.ts';
 import { editDistance, lineKey, normaliseWords } from '../src/enrich/text.ts';
-import { FONTS, sceneClip, textFrame, type Background, type Caption, type FontName, type Scene } from '../test/helpers/enrich-media.ts';
+import {
+  FONTS,
+  sceneClip,
+  TEST_BOUNDS,
+  textFrame,
+  type Background,
+  type Caption,
+  type FontName,
+  type Scene,
+} from '../test/helpers/enrich-media.ts';
 import { ROOT } from '../test/helpers/generation.ts';
 
 const { values: args } = parseArgs({
@@ -157,7 +166,7 @@ async function clipMinute() {
     await sceneClip(file, scenes, { zoom: true });
     const t = performance.now();
     const { evidence, frames: read } = await readOnScreenText(file, {
-      sampling: { range: { startS: 0, endS: 60 }, width: 1280, height: 720, label: 'bench minute' },
+      sampling: { range: { startS: 0, endS: 60 }, width: 1280, height: 720, bounds: TEST_BOUNDS, label: 'bench minute' },
     });
     const seconds = (performance.now() - t) / 1000;
     const found = scenes.filter((s, i) =>

@@ -141,7 +141,7 @@ export class ObjectDetector {
 export const OBJECT_SAMPLING: Partial<SampleOptions> = { fps: 1, minGapS: 1, maxPerMinute: 30, refreshS: 4, maxWidth: 640 };
 
 export interface ObjectEvidenceOptions extends DecodeOptions {
-  /** Range, source size and label are required; the rest defaults to OBJECT_SAMPLING. */
+  /** Range, source size, bounds and label are required; the rest defaults to OBJECT_SAMPLING. */
   sampling: SampleOptions;
   /** Called after each frame with the share of the range done (0..1), for job progress. */
   onProgress?: (fraction: number) => void;

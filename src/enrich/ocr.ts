@@ -13,7 +13,7 @@ import type { Evidence } from './types.ts';
 export const OCR_SAMPLING: Partial<SampleOptions> = { fps: 2, minGapS: 1, maxPerMinute: 20, refreshS: 10, maxWidth: 1280 };
 
 export interface OcrOptions {
-  /** Range, source size and label are required; the rest defaults to OCR_SAMPLING. */
+  /** Range, source size, bounds and label are required; the rest defaults to OCR_SAMPLING. */
   sampling: SampleOptions;
   tesseract?: TesseractOptions & LineOptions & ViewOptions;
   /** Readings at least this similar on neighbouring frames are one line. @defaultValue 0.8 */

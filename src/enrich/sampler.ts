@@ -22,7 +22,7 @@
  * and cellThreshold 0.04. Each kept frame stands for the video from its time to the next kept frame's.
  */
 import { AppError } from '../errors/index.ts';
-import { DEFAULT_MEDIA_LIMITS, fileInput, hardenedInputArgs } from '../media/limits.ts';
+import { fileInput, hardenedInputArgs } from '../media/limits.ts';
 import { startFfmpeg } from '../media/run.ts';
 import type { MediaLimits } from '../media/types.ts';
 import type { SampledFrame, TimeRange } from './types.ts';
@@ -55,10 +55,8 @@ export interface SampleOptions extends SelectOptions {
   maxWidth?: number;
   /** Frames a second decoded and checked for change. @defaultValue 2 */
   fps?: number;
-  /** Kill ffmpeg after this long. @defaultValue DEFAULT_MEDIA_LIMITS.timeoutMs */
-  timeoutMs?: number;
-  /** @defaultValue DEFAULT_MEDIA_LIMITS.allowedContainers */
-  allowedContainers?: MediaLimits['allowedContainers'];
+  /** ffmpeg's deadline and the containers it may open: the service's media config, no default here. */
+  bounds: Pick<MediaLimits, 'timeoutMs' | 'allowedContainers'>;
   /** For messages: `ffmpeg sampling on <label>`. */
   label: string;
 }
@@ -171,7 +169,7 @@ export async function* sampleFrames(file: string, opts: SampleOptions): AsyncGen
       '-hide_banner',
       '-loglevel',
       'error',
-      ...hardenedInputArgs({ allowedContainers: opts.allowedContainers ?? DEFAULT_MEDIA_LIMITS.allowedContainers }),
+      ...hardenedInputArgs(opts.bounds),
       '-ss',
       String(startS),
       '-t',
@@ -192,7 +190,7 @@ export async function* sampleFrames(file: string, opts: SampleOptions): AsyncGen
       '-f',
       'rawvideo',
     ],
-    timeoutMs: opts.timeoutMs ?? DEFAULT_MEDIA_LIMITS.timeoutMs,
+    timeoutMs: opts.bounds.timeoutMs,
     doing: `ffmpeg sampling on ${opts.label}`,
   });
   const selector = new FrameSelector(opts);

@@ -22,6 +22,9 @@ export const FONTS = {
 } as const;
 export type FontName = keyof typeof FONTS;
 
+/** ffmpeg bounds for the clips the tests make (the service passes its media config instead). */
+export const TEST_BOUNDS = { timeoutMs: 120_000, allowedContainers: ['mov', 'mp4'] };
+
 export function photoPath(name: string): string {
   return join(PHOTOS_DIR, `${name}.jpg`);
 }

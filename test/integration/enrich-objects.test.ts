@@ -17,7 +17,7 @@ import { detectObjects, ObjectDetector, objectsSpec } from '../../src/enrich/obj
 import { loadManifest, type VerifiedGeneration } from '../../src/models/manifest.ts';
 import { lazyTower } from '../../src/models/onnx.ts';
 import { generationWithObjects, HUMAN_MODELS_DIR, type DetectorGeneration } from '../helpers/enrich-generation.ts';
-import { missingFiles, photoPath, sceneClip } from '../helpers/enrich-media.ts';
+import { missingFiles, photoPath, sceneClip, TEST_BOUNDS } from '../helpers/enrich-media.ts';
 
 const quiet = pino({ level: 'silent' });
 
@@ -120,7 +120,7 @@ describe('COCO detector (objects.onnx)', () => {
         { seconds: 4, background: { photo: 'horses' } },
       ]);
       const { evidence, frames } = await detectObjects(file, detector, {
-        sampling: { range: { startS: 0, endS: 8 }, width: 1280, height: 720, label: 'two photos' },
+        sampling: { range: { startS: 0, endS: 8 }, width: 1280, height: 720, bounds: TEST_BOUNDS, label: 'two photos' },
       });
       assert.ok(frames >= 2 && frames <= 8, `${frames} frames detected`);
       const dog = evidence.find((e) => e.text === 'dog');

@@ -12,7 +12,7 @@ import { readOnScreenText } from '../../src/enrich/ocr.ts';
 import { sampleFrames } from '../../src/enrich/sampler.ts';
 import { readLines } from '../../src/enrich/tesseract.ts';
 import { lineKey } from '../../src/enrich/text.ts';
-import { missingFiles, sceneClip, textFrame } from '../helpers/enrich-media.ts';
+import { missingFiles, sceneClip, TEST_BOUNDS, textFrame } from '../helpers/enrich-media.ts';
 
 let tmp: string;
 before(async () => {
@@ -82,7 +82,14 @@ describe('sampling and merging a clip', () => {
 
   test('the sampler keeps the first frame and the frames where the picture changed, nothing else', async () => {
     const kept = [];
-    for await (const f of sampleFrames(clip, { range: { startS: 0, endS: 10 }, width: 1280, height: 720, label: 'scenes', refreshS: 0 })) {
+    for await (const f of sampleFrames(clip, {
+      range: { startS: 0, endS: 10 },
+      width: 1280,
+      height: 720,
+      bounds: TEST_BOUNDS,
+      label: 'scenes',
+      refreshS: 0,
+    })) {
       kept.push(f);
     }
     assert.deepEqual(
@@ -106,6 +113,7 @@ describe('sampling and merging a clip', () => {
       range: { startS: 5, endS: 10 },
       width: 1280,
       height: 720,
+      bounds: TEST_BOUNDS,
       label: 'scenes',
       maxWidth: 640,
       refreshS: 0,
@@ -119,7 +127,7 @@ describe('sampling and merging a clip', () => {
 
   test('each caption becomes one evidence item with its words and its time range', async () => {
     const { evidence, frames } = await readOnScreenText(clip, {
-      sampling: { range: { startS: 0, endS: 10 }, width: 1280, height: 720, label: 'scenes' },
+      sampling: { range: { startS: 0, endS: 10 }, width: 1280, height: 720, bounds: TEST_BOUNDS, label: 'scenes' },
     });
     assert.ok(frames >= 3 && frames <= 4, `${frames} frames read`);
     const moment = evidence.find((e) => lineKey(e.text) === 'montage finds the moment');
