@@ -30,6 +30,7 @@ class Split:
     silent: torch.Tensor  # (N,) bool: no audio track
     captions: list  # N lists of strings
     pixels: torch.Tensor | None = None  # (N, T, 3, S, S) uint8 of view 0, for the from-scratch run
+    flipped: torch.Tensor | None = None  # (N,) bool: the clip was mirrored (its captions describe `mirrored(spec)`)
 
     def __len__(self) -> int:
         return len(self.specs)
@@ -92,7 +93,7 @@ def build_split(cfg: Config, split: str, n: int, views: int, backbone, mel, augm
     so the backbone sees reasonable batches)."""
     seed = cfg.corpus_seed + (0 if split == "train" else 1)
     specs = corpus.sample_specs(n, split, seed)
-    feats, mels, captions, pixels = [], [], [], []
+    feats, mels, captions, pixels, flipped = [], [], [], [], []
     started = time.time()
     for lo in range(0, n, chunk):
         frames, waves = [], []
@@ -108,6 +109,7 @@ def build_split(cfg: Config, split: str, n: int, views: int, backbone, mel, augm
             frames.append(f)
             waves.extend(w)
             described = mirrored(specs[i]) if flip else specs[i]
+            flipped.append(bool(flip))
             captions.append([corpus.caption(described, rng) for _ in range(CAPTIONS_PER_CLIP)])
         x = torch.stack(frames)  # (n_chunk, V, T, 3, S, S) uint8
         out = backbone(normalise(x.reshape(-1, *x.shape[-3:])))  # (n_chunk*V*T, C, h, w)
@@ -118,7 +120,7 @@ def build_split(cfg: Config, split: str, n: int, views: int, backbone, mel, augm
             log(f"  {split}: {min(n, lo + chunk)}/{n} clips cached ({time.time() - started:.0f}s)")
     silent = torch.tensor([bool(s.silent) for s in specs])
     return Split(specs, torch.cat(feats), torch.cat(mels), silent, captions,
-                 torch.stack(pixels) if pixels else None)
+                 torch.stack(pixels) if pixels else None, torch.tensor(flipped))
 
 
 def mirrored(spec):

