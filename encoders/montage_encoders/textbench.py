@@ -117,9 +117,11 @@ Encoder = Callable[[list], np.ndarray]
 
 
 def recall(queries: np.ndarray, gallery: np.ndarray, targets: list[int], ks=(1, 5)) -> dict[str, float]:
+    """Recall@K with ties counted AGAINST the query: a tower that maps many texts to the same
+    vector (all [UNK]) must not score by tying every class."""
     sims = queries @ gallery.T  # (Q, G)
     own = sims[np.arange(len(targets)), targets][:, None]
-    rank = (sims > own).sum(axis=1)
+    rank = (sims >= own - 1e-6).sum(axis=1) - 1  # others at least as similar as the target
     return {f"r{k}": round(float((rank < k).mean()), 4) for k in ks}
 
 

@@ -9,7 +9,9 @@ frequent word-initial and `##` substrings of the rarer words.
 The table (one 100-d row per token): a whole word's row is its word vector; character and piece
 rows are fitted by least squares so that the MEAN of the rows of a rarer word's pieces comes as
 close as it can to that word's vector (weighted towards frequent words), the way fastText gives
-unseen words a vector from their parts. The fit uses only the word-vector list.
+unseen words a vector from their parts. The fit uses only the word-vector list. Characters
+outside the word list's alphabet (textvocab.EXTRA_RANGES) have no word to fit and stay zero;
+CJK, Arabic, Devanagari and emoji are not in the vocabulary and become [UNK].
 
     python3 -m montage_encoders.textvocab --measure    # coverage and text benchmark per size
 """
@@ -18,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+import unicodedata
 from collections import Counter
 from dataclasses import dataclass
 
@@ -27,6 +30,22 @@ from . import wordvec
 from .tokenizer import CONTINUE, PAD, UNK, WordPieceTokenizer, bert_normalize, bert_pre_tokenize
 
 ASCII = [chr(c) for c in range(0x21, 0x7F)]
+# Characters kept whatever the word list says (it is nearly all ASCII): Latin-1 and Latin
+# Extended-A/B, Greek, Cyrillic, general punctuation, currency, letterlike symbols and number
+# forms, so "12°c", "straße" or "москва" get pieces, not [UNK]. Their rows have no word to be
+# fitted to and stay ~zero: they keep the words around them, not a meaning of their own.
+EXTRA_RANGES = ((0xA1, 0x24F), (0x370, 0x3FF), (0x400, 0x4FF), (0x2010, 0x205E), (0x20A0, 0x20C0),
+                (0x2100, 0x218B))
+
+
+def extra_chars() -> list[str]:
+    out = []
+    for lo, hi in EXTRA_RANGES:
+        for cp in range(lo, hi + 1):
+            c = chr(cp)
+            if unicodedata.category(c) != "Cn" and bert_normalize(c) == c and bert_pre_tokenize(c) == [c]:
+                out.append(c)
+    return out
 
 
 def _clean_words(wv: wordvec.WordVectors) -> list[tuple[int, str]]:
@@ -45,7 +64,7 @@ def build_vocab(wv: wordvec.WordVectors, words: int, pieces: int, min_char_count
     specials, characters and pieces."""
     clean = _clean_words(wv)
     chars = Counter(c for _, w in clean[:piece_pool] for c in w)
-    charset = sorted(set(ASCII) | {c for c, n in chars.items() if n >= min_char_count})
+    charset = sorted(set(ASCII) | set(extra_chars()) | {c for c, n in chars.items() if n >= min_char_count})
     vocab: dict[str, int] = {PAD: 0, UNK: 1}
     rank: list[int] = [-1, -1]
 
@@ -98,30 +117,34 @@ def fit_table(wv: wordvec.WordVectors, tok: WordPieceTokenizer, rank: list[int],
     col = {int(t): k for k, t in enumerate(free)}
     vocab_words = {w for w, i in tok.vocab.items() if rank[i] >= 0}
     p = len(free)
-    ata = np.zeros((p, p), np.float64)
+    rows_i, rows_j, rows_v = [], [], []  # A^T W A as (i, j, value) triplets
     aty = np.zeros((p, d), np.float64)
     used = 0
     for r, w in enumerate(wv.words[: fit_words + len(vocab_words) + 50_000]):
         if w in vocab_words or used >= fit_words:
             continue
-        norm = bert_normalize(w)
-        words = bert_pre_tokenize(norm)
-        if words != [w]:
+        if bert_pre_tokenize(bert_normalize(w)) != [w]:
             continue
         ids = tok.tokens(w)
         if len(ids) < 2 or 1 in ids:
             continue
         k = len(ids)
-        weight = 1.0 / np.sqrt(1.0 + r / 10_000.0)  # frequent words count more
-        target = wv.vectors[r] - table[[i for i in ids if fixed[i]]].sum(axis=0) / k
         cols = Counter(col[i] for i in ids if not fixed[i])
         if not cols:
             continue
-        idx = np.array(list(cols))
-        coef = np.array([cols[c] for c in idx], np.float64) / k
-        ata[np.ix_(idx, idx)] += weight * np.outer(coef, coef)
+        weight = 1.0 / np.sqrt(1.0 + r / 10_000.0)  # frequent words count more
+        target = wv.vectors[r] - table[[i for i in ids if fixed[i]]].sum(axis=0) / k
+        idx = np.fromiter(cols.keys(), dtype=np.int64)
+        coef = np.fromiter(cols.values(), dtype=np.float64) / k
+        rows_i.append(np.repeat(idx, len(idx)))
+        rows_j.append(np.tile(idx, len(idx)))
+        rows_v.append(weight * np.outer(coef, coef).ravel())
         aty[idx] += weight * coef[:, None] * target[None]
         used += 1
+    ata = np.zeros(p * p, np.float64)
+    if rows_i:
+        np.add.at(ata, np.concatenate(rows_i) * p + np.concatenate(rows_j), np.concatenate(rows_v))
+    ata = ata.reshape(p, p)
     ata[np.diag_indices(p)] += ridge * 1e-3
     solution = np.linalg.solve(ata, aty).astype(np.float32)
     table[free] = solution

@@ -1,4 +1,4 @@
-"""Tokenizers written as Hugging Face tokenizer.json files that the service runs unchanged.
+r"""Tokenizers written as Hugging Face tokenizer.json files that the service runs unchanged.
 
 The service loads tokenizer.json with @huggingface/transformers (offline); `encode()` here
 reproduces what that library produces, so ids match across the two sides (tests/test_tokenizer.py
@@ -17,9 +17,9 @@ but characters added in very recent Unicode versions.
 
 `WordTokenizer` is the closed vocabulary of generation mtg-2026.11-cpu and earlier:
 - normaliser Lowercase (JS `toLowerCase`),
-- pre-tokenizer Whitespace, which transformers.js runs as `/\\w+|[^\\w\\s]+/g` WITHOUT the
-  unicode flag: `\\w` is ASCII-only there while `\\s` is Unicode whitespace. The Rust
-  `tokenizers` library uses a Unicode `\\w`, so non-ASCII letters split differently there; the
+- pre-tokenizer Whitespace, which transformers.js runs as `/\w+|[^\w\s]+/g` WITHOUT the
+  unicode flag: `\w` is ASCII-only there while `\s` is Unicode whitespace. The Rust
+  `tokenizers` library uses a Unicode `\w`, so non-ASCII letters split differently there; the
   service is what matters, so this follows JS.
 - WordLevel lookup, unknown -> [UNK]; no special tokens added; pad with [PAD] (id 0).
 """
