@@ -83,13 +83,26 @@ def prepare_data(cfg: Config, out: str, log) -> tuple[Split, Split, float]:
     mel = LogMel(cfg).eval()
     keep = cfg.scratch_train_clips if cfg.scratch_steps > 0 else 0
     log(f"data: rendering {cfg.train_clips} train clips x {cfg.views_per_clip} views and {cfg.test_clips} test clips")
-    train = build_split(cfg, "train", cfg.train_clips, cfg.views_per_clip, backbone, mel, True, keep, log)
+    chunks = chunk_dir(cfg, out)
     test = build_split(cfg, "test", cfg.test_clips, 1, backbone, mel, False,
-                       cfg.test_clips if cfg.scratch_steps > 0 else 0, log)
+                       cfg.test_clips if cfg.scratch_steps > 0 else 0, log, chunk_dir=chunks)
+    train = build_split(cfg, "train", cfg.train_clips, cfg.views_per_clip, backbone, mel, True, keep, log,
+                        chunk_dir=chunks)
     seconds = time.time() - started
     atomic_save({"key": _cache_key(cfg), "train": vars(train), "test": vars(test), "seconds": seconds}, path)
     log(f"data: cached in {seconds:.0f}s -> {path}")
     return train, test, seconds
+
+
+def chunk_dir(cfg: Config, out: str) -> str:
+    """Chunks shared by every run beside `out` that renders clips the same way (whatever the
+    number of clips): <parent of out>/.chunks/<hash of the rendering settings>."""
+    import hashlib
+
+    key = {k: v for k, v in _cache_key(cfg).items() if k not in ("train_clips", "test_clips", "pixels",
+                                                                  "scratch_train_clips")}
+    digest = hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
+    return os.path.join(os.path.dirname(os.path.abspath(out)), ".chunks", digest)
 
 
 def _cache_key(cfg: Config) -> dict:
@@ -192,6 +205,9 @@ def train_loop(cfg: Config, model: MontageModel, opt, train: Split, tok, out: st
     """Runs steps start_step..cfg.steps; returns the loss of each step run."""
     device = next(model.parameters()).device
     ids, mask = (None, None) if cfg.varied_captions else caption_ids(tok, train)
+    if cfg.varied_captions and cfg.flip_prob > 0 and train.flipped is None:
+        raise ValueError(f"{out}/cache.pt predates the record of mirrored clips, so fresh captions cannot say "
+                         "left/right correctly: delete it to rebuild, or --set varied_captions=false")
     batches = Batches(len(train), cfg.batch_size, cfg.seed)
     model.train()
     window_start, window_steps, losses = time.time(), 0, []
