@@ -36,10 +36,12 @@ class Config:
     audio_width: int = 256
     # text
     max_length: int = 48  # captions run to ~41 tokens (hyphens and commas are tokens)
-    text_width: int = 384
+    # width 256 since the open vocabulary (mtg-2026.12-cpu): the Transformer sits on word vectors
+    # and was most of a CPU step at 384; mtg-2026.11-cpu used 384 / 6 heads / ffn 768
+    text_width: int = 256
     text_layers: int = 1
-    text_heads: int = 6
-    text_ffn: int = 768
+    text_heads: int = 4
+    text_ffn: int = 512
     # open vocabulary (textvocab.py): "open" = word vectors + WordPiece fallback; "corpus" = the
     # closed WordLevel vocabulary of the training captions (generations up to mtg-2026.11-cpu)
     text_vocab: str = "open"
@@ -96,7 +98,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     # and the backbone's later layers unfrozen at a small learning rate.
     "gpu": {
         "frame_size": 160, "frames_per_segment": 8, "video_head_channels": 256, "text_layers": 4,
-        "text_ffn": 1536, "train_clips": 40000, "test_clips": 1000, "views_per_clip": 4, "flip_prob": 0.5,
+        "text_width": 384, "text_heads": 6, "text_ffn": 1536, "train_clips": 40000, "test_clips": 1000, "views_per_clip": 4, "flip_prob": 0.5,
         "steps": 20000, "batch_size": 512, "threads": 8, "scratch_steps": 5000,
     },
     # a few steps on a handful of clips: tests and the quick development generation
