@@ -219,6 +219,8 @@ def train_loop(cfg: Config, model: MontageModel, opt, train: Split, tok, out: st
         if guard is not None and cfg.w_guard > 0:
             texts, ref = guard.batch(step, cfg.guard_batch)
             gids, gmask = tokenize(tok, texts)
+            w = max(1, int(gmask.sum(1).max()))  # 1-3 words: trim the padding, as make_batch does
+            gids, gmask = gids[:, :w], gmask[:, :w]
             g = guard_loss(model.text(gids.to(device), gmask.to(device)), ref.to(device))
             loss = loss + cfg.w_guard * g
             parts["guard"] = float(g.detach())
