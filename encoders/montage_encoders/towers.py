@@ -251,3 +251,52 @@ class TextTower(nn.Module):
         x = self.norm(x)
         pooled = (x * mask[..., None]).sum(1) / mask.sum(1, keepdim=True).clamp(min=1.0)
         return l2norm(self.proj(pooled))
+
+
+class OpenTextTower(nn.Module):
+    """Open-vocabulary text tower: input_ids, attention_mask (B, L) int64 -> (B, D).
+
+    Each token's 100-d word vector comes from a frozen table stored as int8 with one scale per
+    row and dequantised inside the graph after the lookup (Gather int8 -> Cast -> Mul), so the
+    ONNX file carries ~1 byte per number. Frozen on purpose: a word the captions never use keeps
+    its place among its neighbours, so a synonym learnt in training ("scarlet") pulls the unseen
+    ones near it ("crimson") along. A linear map lifts the vectors to the Transformer width;
+    the pooled Transformer output plus a residual projection of the mean (centred) word vector
+    go to D, so general phrases keep the word-vector geometry (see train.guard_loss).
+    """
+
+    def __init__(self, cfg: Config, table_q: torch.Tensor, table_scale: torch.Tensor, centre: torch.Tensor):
+        super().__init__()
+        self.register_buffer("table_q", table_q.to(torch.int8))  # (V, d)
+        self.register_buffer("table_scale", table_scale.reshape(-1, 1).to(torch.float32))  # (V, 1)
+        self.register_buffer("centre", centre.reshape(1, -1).to(torch.float32))  # (1, d)
+        d = table_q.shape[1]
+        self.inp = nn.Linear(d, cfg.text_width)
+        self.pos = nn.Parameter(torch.randn(1, cfg.max_length, cfg.text_width) * 0.02)
+        self.blocks = nn.ModuleList(
+            Block(cfg.text_width, cfg.text_heads, cfg.text_ffn, cfg.dropout) for _ in range(cfg.text_layers))
+        self.norm = nn.LayerNorm(cfg.text_width)
+        self.proj = nn.Linear(cfg.text_width, cfg.dim)
+        self.skip = nn.Linear(d, cfg.dim)
+
+    @property
+    def vocab_size(self) -> int:
+        return int(self.table_q.shape[0])
+
+    def word_vectors(self, input_ids: torch.Tensor) -> torch.Tensor:
+        # gather first, then dequantise: only B*L rows are ever turned into floats
+        return self.table_q[input_ids].to(torch.float32) * self.table_scale[input_ids]  # (B, L, d)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        n = input_ids.shape[1]
+        mask = attention_mask.to(torch.float32)  # (B, L)
+        words = self.word_vectors(input_ids)
+        x = self.inp(words) + self.pos[:, :n]
+        bias = (1.0 - mask)[:, None, None, :] * -1e4
+        for block in self.blocks:
+            x = block(x, bias)
+        x = self.norm(x)
+        count = mask.sum(1, keepdim=True).clamp(min=1.0)
+        pooled = (x * mask[..., None]).sum(1) / count  # (B, W)
+        mean_word = (words * mask[..., None]).sum(1) / count - self.centre  # (B, d)
+        return l2norm(self.proj(pooled) + self.skip(mean_word))

@@ -23,12 +23,14 @@ import numpy as np
 import torch
 
 from . import config as config_mod
+from . import corpus
 from .config import Config
-from .data import CAPTIONS_PER_CLIP, Split, build_split, build_tokenizer, tokenize
-from .evaluate import chance_row, embed_split, format_table, heldout_metrics, photo_top1
+from .data import CAPTIONS_PER_CLIP, Split, build_split, build_tokenizer, mirrored, tokenize
+from .evaluate import (chance_row, embed_split, format_table, heldout_metrics, paraphrase_metrics, photo_top1,
+                       text_benchmark)
 from .losses import ContrastiveLoss
-from .model import MontageModel, make_backbone, param_groups, pick_device
-from .tokenizer import WordTokenizer
+from .model import MontageModel, make_backbone, make_text_tower, param_groups, pick_device, set_word_table
+from .tokenizer import WordPieceTokenizer, WordTokenizer
 from .towers import LogMel, TextTower, VideoTower
 
 
@@ -81,13 +83,26 @@ def prepare_data(cfg: Config, out: str, log) -> tuple[Split, Split, float]:
     mel = LogMel(cfg).eval()
     keep = cfg.scratch_train_clips if cfg.scratch_steps > 0 else 0
     log(f"data: rendering {cfg.train_clips} train clips x {cfg.views_per_clip} views and {cfg.test_clips} test clips")
-    train = build_split(cfg, "train", cfg.train_clips, cfg.views_per_clip, backbone, mel, True, keep, log)
+    chunks = chunk_dir(cfg, out)
     test = build_split(cfg, "test", cfg.test_clips, 1, backbone, mel, False,
-                       cfg.test_clips if cfg.scratch_steps > 0 else 0, log)
+                       cfg.test_clips if cfg.scratch_steps > 0 else 0, log, chunk_dir=chunks)
+    train = build_split(cfg, "train", cfg.train_clips, cfg.views_per_clip, backbone, mel, True, keep, log,
+                        chunk_dir=chunks)
     seconds = time.time() - started
     atomic_save({"key": _cache_key(cfg), "train": vars(train), "test": vars(test), "seconds": seconds}, path)
     log(f"data: cached in {seconds:.0f}s -> {path}")
     return train, test, seconds
+
+
+def chunk_dir(cfg: Config, out: str) -> str:
+    """Chunks shared by every run beside `out` that renders clips the same way (whatever the
+    number of clips): <parent of out>/.chunks/<hash of the rendering settings>."""
+    import hashlib
+
+    key = {k: v for k, v in _cache_key(cfg).items() if k not in ("train_clips", "test_clips", "pixels",
+                                                                  "scratch_train_clips")}
+    digest = hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
+    return os.path.join(os.path.dirname(os.path.abspath(out)), ".chunks", digest)
 
 
 def _cache_key(cfg: Config) -> dict:
@@ -120,14 +135,29 @@ class Batches:
         return perm[k * self.batch:(k + 1) * self.batch]
 
 
-def make_batch(step: int, idx: np.ndarray, train: Split, ids: torch.Tensor, mask: torch.Tensor,
-               cfg: Config, device) -> tuple:
-    """Random view and random caption wording per sample, seeded by step."""
+def fresh_captions(step: int, idx: np.ndarray, train: Split, tok, cfg: Config) -> tuple[torch.Tensor, torch.Tensor]:
+    """A new caption per sample and step from corpus.varied_caption (seeded by step and clip)."""
+    texts = []
+    for i in idx:
+        spec = train.specs[int(i)]
+        if train.flipped is not None and bool(train.flipped[int(i)]):
+            spec = mirrored(spec)
+        texts.append(corpus.varied_caption(spec, np.random.default_rng([cfg.seed, 17, step, int(i)])))
+    return tokenize(tok, texts)
+
+
+def make_batch(step: int, idx: np.ndarray, train: Split, ids: torch.Tensor | None, mask: torch.Tensor | None,
+               cfg: Config, device, tok=None) -> tuple:
+    """Random view and random caption wording per sample, seeded by step: one of the 8 cached
+    captions, or (ids None) a fresh varied caption."""
     rng = np.random.default_rng([cfg.seed, 7, step])
     view = torch.from_numpy(rng.integers(0, train.feats.shape[1], len(idx)))
     cap = torch.from_numpy(rng.integers(0, CAPTIONS_PER_CLIP, len(idx)))
     t = torch.from_numpy(idx)
-    bids, bmask = ids[t, cap], mask[t, cap]
+    if ids is None:
+        bids, bmask = fresh_captions(step, idx, train, tok, cfg)
+    else:
+        bids, bmask = ids[t, cap], mask[t, cap]
     width = max(1, int(bmask.sum(1).max()))  # pad only to the longest caption: same output, less work
     feats = train.feats[t, view].float()
     mels = train.mels[t, view].float()
@@ -136,20 +166,64 @@ def make_batch(step: int, idx: np.ndarray, train: Split, ids: torch.Tensor, mask
             {k: v.to(device) for k, v in present.items()})
 
 
+# ------------------------------------------------------------------ general-English guard
+class Guard:
+    """Phrases of 1-3 random English words (from the `guard_max_rank` most frequent word vectors,
+    so about a third fall outside the vocabulary and reach the tower as pieces) and their
+    reference: the centred mean of their TRUE word vectors, L2-normalised."""
+
+    def __init__(self, cfg: Config, wv, centre: np.ndarray):
+        hi = min(cfg.guard_max_rank, len(wv))
+        rows = [r for r in range(50, hi) if wv.words[r].isalpha() and wv.words[r].isascii()]
+        self.words = [wv.words[r] for r in rows]
+        self.vectors = wv.vectors[rows] - centre[None]
+        self.seed = cfg.seed
+
+    def batch(self, step: int, n: int) -> tuple[list[str], torch.Tensor]:
+        rng = np.random.default_rng([self.seed, 13, step])
+        texts, refs = [], []
+        for _ in range(n):
+            pick = rng.integers(len(self.words), size=int(rng.integers(1, 4)))
+            texts.append(" ".join(self.words[j] for j in pick))
+            refs.append(self.vectors[pick].mean(axis=0))
+        ref = torch.from_numpy(np.stack(refs))
+        return texts, ref / ref.norm(dim=1, keepdim=True).clamp(min=1e-8)
+
+
+def guard_loss(emb: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
+    """Mean squared difference between the tower's cosine similarities of the phrases and the
+    word-vector ones, off the diagonal: the tower may rotate and rescale general English, but
+    not reorder what is near what."""
+    n = emb.shape[0]
+    off = ~torch.eye(n, dtype=torch.bool, device=emb.device)
+    return ((emb @ emb.t() - ref @ ref.t())[off] ** 2).mean()
+
+
 # ------------------------------------------------------------------ training
-def train_loop(cfg: Config, model: MontageModel, opt, train: Split, tok: WordTokenizer, out: str,
-               start_step: int, timings: dict, log) -> list[float]:
+def train_loop(cfg: Config, model: MontageModel, opt, train: Split, tok, out: str,
+               start_step: int, timings: dict, log, guard: Guard | None = None) -> list[float]:
     """Runs steps start_step..cfg.steps; returns the loss of each step run."""
     device = next(model.parameters()).device
-    ids, mask = caption_ids(tok, train)
+    ids, mask = (None, None) if cfg.varied_captions else caption_ids(tok, train)
+    if cfg.varied_captions and cfg.flip_prob > 0 and train.flipped is None:
+        raise ValueError(f"{out}/cache.pt predates the record of mirrored clips, so fresh captions cannot say "
+                         "left/right correctly: delete it to rebuild, or --set varied_captions=false")
     batches = Batches(len(train), cfg.batch_size, cfg.seed)
     model.train()
     window_start, window_steps, losses = time.time(), 0, []
     for step in range(start_step, cfg.steps):
         for g in opt.param_groups:
             g["lr"] = lr_at(step, cfg)
-        feats, mels, bids, bmask, present = make_batch(step, batches.get(step), train, ids, mask, cfg, device)
+        feats, mels, bids, bmask, present = make_batch(step, batches.get(step), train, ids, mask, cfg, device, tok)
         loss, parts = model.loss(model.embed_cached(feats, mels, bids, bmask), present)
+        if guard is not None and cfg.w_guard > 0:
+            texts, ref = guard.batch(step, cfg.guard_batch)
+            gids, gmask = tokenize(tok, texts)
+            w = max(1, int(gmask.sum(1).max()))  # 1-3 words: trim the padding, as make_batch does
+            gids, gmask = gids[:, :w], gmask[:, :w]
+            g = guard_loss(model.text(gids.to(device), gmask.to(device)), ref.to(device))
+            loss = loss + cfg.w_guard * g
+            parts["guard"] = float(g.detach())
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -178,11 +252,23 @@ def save_checkpoint(out, cfg, model, opt, step, tok, timings) -> None:
                 os.path.join(out, "ckpt.pt"))
 
 
+def checkpoint_config(ck: dict) -> Config:
+    saved = ck["config"]
+    if "text_vocab" not in saved:  # checkpoints from before the open vocabulary
+        saved = {**saved, "text_vocab": "corpus"}
+    return config_mod.from_dict(saved)
+
+
+def tokenizer_for(cfg: Config, vocab: dict):
+    return WordTokenizer(vocab, cfg.max_length) if cfg.text_vocab == "corpus" else WordPieceTokenizer(vocab, cfg.max_length)
+
+
 def load_run(run: str, device=torch.device("cpu")) -> dict:
-    """Model, config and tokenizer of a run's checkpoint (used by evaluate and export)."""
+    """Model, config and tokenizer of a run's checkpoint (used by evaluate and export). The open
+    tower's word table is part of the checkpoint (buffers), so no word vectors are needed here."""
     ck = torch.load(os.path.join(run, "ckpt.pt"), map_location=device)
-    cfg = config_mod.from_dict(ck["config"])
-    tok = WordTokenizer(ck["vocab"], cfg.max_length)
+    cfg = checkpoint_config(ck)
+    tok = tokenizer_for(cfg, ck["vocab"])
     backbone, channels = make_backbone(cfg)
     model = MontageModel(cfg, len(tok), backbone, channels).to(device)
     model.load_state_dict(ck["model"])
@@ -197,6 +283,7 @@ def evaluate_run(cfg: Config, model: MontageModel, train: Split, test: Split, to
     seed_all(cfg.seed + 1)
     backbone, channels = make_backbone(cfg)
     untrained_model = MontageModel(cfg, len(tok), backbone, channels).to(device)
+    copy_word_table(model, untrained_model)
     untrained = heldout_metrics(embed_split(untrained_model, test, tok, device), test.silent)
     chance = chance_row(trained["gallery_size"], trained["audio_gallery_size"])
     log(f"held-out retrieval: gallery {trained['gallery_size']} clips (audio rows: "
@@ -205,13 +292,30 @@ def evaluate_run(cfg: Config, model: MontageModel, train: Split, test: Split, to
     photos = photo_top1(model.video, cfg, device)
     log(f"real photographs (crops/flip/JPEG -> original), trained model: top-1 {photos.get('top1')}")
     metrics = {"heldout": trained, "untrained": untrained, "chance": chance, "photos": {"trained": photos}}
+    metrics["paraphrase"] = paraphrase_metrics(model, test, tok, cfg, device)
+    log(f"paraphrased held-out captions (words never in training), text->video: "
+        f"{metrics['paraphrase']['text_to_video']}")
+    metrics["text_benchmark"] = text_benchmark(model, tok, device)
+    log(f"text benchmark (COCO names vs synonym queries; OCR lines vs word queries): "
+        f"{json.dumps(metrics['text_benchmark'])}")
     if cfg.scratch_steps > 0:
-        metrics["backbone_comparison"] = backbone_comparison(cfg, train, test, tok, device, log)
+        metrics["backbone_comparison"] = backbone_comparison(cfg, train, test, tok, device, log, model.text)
     metrics["eval_seconds"] = round(time.time() - started, 1)
     return metrics
 
 
-def backbone_comparison(cfg: Config, train: Split, test: Split, tok, device, log) -> dict:
+def copy_word_table(src: torch.nn.Module, dst: torch.nn.Module) -> None:
+    """Give an untrained open text tower the trained one's (frozen) word table: the untrained
+    baseline differs only in what training changes."""
+    src = getattr(src, "text", src)
+    dst = getattr(dst, "text", dst)
+    if hasattr(src, "table_q") and hasattr(dst, "table_q"):
+        with torch.no_grad():
+            for name in ("table_q", "table_scale", "centre"):
+                getattr(dst, name).copy_(getattr(src, name))
+
+
+def backbone_comparison(cfg: Config, train: Split, test: Split, tok, device, log, model_text=None) -> dict:
     """Pretrained-frozen vs random-init-trained-end-to-end frame backbone, same video tower, same
     budget: `scratch_steps` steps of video-text InfoNCE on view 0 of the first
     `scratch_train_clips` train clips, batch 32; held-out text->video and photos for both."""
@@ -226,7 +330,8 @@ def backbone_comparison(cfg: Config, train: Split, test: Split, tok, device, log
                 if isinstance(m, torch.nn.BatchNorm2d):
                     m.momentum = 0.1
         video = VideoTower(cfg, backbone, channels, trainable_backbone=not pretrained).to(device)
-        text = TextTower(cfg, len(tok)).to(device)
+        text = make_text_tower(cfg, len(tok)).to(device)
+        copy_word_table(model_text, text)
         loss_fn = ContrastiveLoss({"video-text": 1.0}, cfg.init_temperature, cfg.max_logit_scale).to(device)
         params = [p for m in (video, text, loss_fn) for p in m.parameters() if p.requires_grad]
         opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -289,6 +394,14 @@ def _comparison_eval(cfg, video, text, test: Split, tok, pretrained, device) -> 
 
 
 # ------------------------------------------------------------------ main
+def open_vocab(cfg: Config, log):
+    from . import textvocab
+
+    vocab = textvocab.build(cfg.vocab_words, cfg.vocab_pieces, cfg.max_length, fit_words=cfg.vocab_fit_words)
+    log(f"vocabulary: {json.dumps(vocab.info)}")
+    return vocab
+
+
 def hardware() -> dict:
     info = {"machine": platform.machine(), "cpus": os.cpu_count(), "torch": torch.__version__,
             "python": platform.python_version(), "threads": torch.get_num_threads()}
@@ -313,11 +426,23 @@ def run(cfg: Config, out: str, resume: bool = False) -> dict:
     train, test, data_seconds = prepare_data(cfg, out, log)
     ckpt_path = os.path.join(out, "ckpt.pt")
     ck = torch.load(ckpt_path, map_location="cpu") if resume and os.path.exists(ckpt_path) else None
-    tok = WordTokenizer(ck["vocab"], cfg.max_length) if ck else build_tokenizer(cfg, train)
+    vocab = None
+    if ck:
+        tok = tokenizer_for(cfg, ck["vocab"])
+    elif cfg.text_vocab == "corpus":
+        tok = build_tokenizer(cfg, train)
+    else:
+        vocab = open_vocab(cfg, log)
+        tok = vocab.tok
     tok.save(out)
     seed_all(cfg.seed)
     backbone, channels = make_backbone(cfg)
     model = MontageModel(cfg, len(tok), backbone, channels).to(device)
+    if vocab is not None:
+        from .wordvec import quantize_rows
+
+        q, scale = quantize_rows(vocab.table)
+        set_word_table(model.text, q, scale, vocab.centre)
     opt = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=(0.9, 0.98))
     start_step, timings = 0, {"data_seconds": round(data_seconds, 1)}
     if ck:
@@ -325,10 +450,15 @@ def run(cfg: Config, out: str, resume: bool = False) -> dict:
         opt.load_state_dict(ck["optimizer"])
         start_step, timings = ck["step"], dict(ck.get("timings", timings))
         log(f"resumed from {ckpt_path} at step {start_step}")
+    guard = None
+    if cfg.text_vocab == "open" and cfg.w_guard > 0:
+        from . import wordvec
+
+        guard = Guard(cfg, wordvec.load(), model.text.centre.cpu().numpy()[0])
     log(f"model: vocab {len(tok)}, trainable parameters "
         f"{sum(p.numel() for p in model.parameters() if p.requires_grad):,}, device {device}")
     timings["_t0"] = time.time()
-    losses = train_loop(cfg, model, opt, train, tok, out, start_step, timings, log)
+    losses = train_loop(cfg, model, opt, train, tok, out, start_step, timings, log, guard)
     timings.pop("_t0", None)
     metrics = evaluate_run(cfg, model, train, test, tok, device, log)
     metrics["timings"] = {**timings, "eval_seconds": metrics.pop("eval_seconds"),
@@ -351,7 +481,7 @@ def main(argv=None) -> None:
     args = ap.parse_args(argv)
     cfg = config_mod.resolve(args.preset, args.set)
     if args.resume and os.path.exists(os.path.join(args.out, "ckpt.pt")):
-        saved = config_mod.from_dict(torch.load(os.path.join(args.out, "ckpt.pt"), map_location="cpu")["config"])
+        saved = checkpoint_config(torch.load(os.path.join(args.out, "ckpt.pt"), map_location="cpu"))
         if args.set or args.preset != "cpu":
             print("note: --resume uses the checkpoint's config; --preset/--set ignored", file=sys.stderr)
         cfg = saved

@@ -170,3 +170,30 @@ def test_cli_caption_and_sample(tmp_path):
                               env={**os.environ, "PYTHONPATH": ENCODERS_DIR})
     rows = [json.loads(line) for line in path.read_text().splitlines()]
     assert len(rows) == 30 and all(is_heldout(ClipSpec.from_dict(r["spec"])) for r in rows)
+
+
+def test_heldout_synonyms_never_appear_in_training_captions():
+    """The paraphrase evaluation's words (HELDOUT_WORDS) are never produced by the caption generators
+    the trainer uses, nor listed in TRAIN_WORDS; every paraphrase uses them."""
+    from montage_encoders import corpus
+    from montage_encoders.tokenizer import bert_normalize, bert_pre_tokenize
+
+    def words(text):
+        return set(bert_pre_tokenize(bert_normalize(text)))
+
+    held = set(corpus.HELDOUT_KEYWORDS)
+    listed = {w for table in corpus.TRAIN_WORDS.values() for phrases in table.values() for p in phrases for w in words(p)}
+    assert not held & listed, held & listed
+    for attr, table in corpus.HELDOUT_WORDS.items():
+        assert set(table) == set(corpus.ATTRIBUTES[attr])  # a held-out word for every value
+        for phrases in table.values():
+            assert all(words(p) & held for p in phrases), phrases
+    specs = corpus.sample_specs(300, "train", 3)
+    seen = set()
+    for i, spec in enumerate(specs):
+        rng = np.random.default_rng([9, i])
+        for _ in range(6):
+            seen |= words(corpus.varied_caption(spec, rng)) | words(corpus.caption(spec, rng))
+    assert not held & seen, held & seen
+    para = corpus.paraphrase_caption(specs[0], np.random.default_rng(0))
+    assert len(words(para) & held) >= 4, para

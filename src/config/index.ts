@@ -2,7 +2,7 @@
  * Configuration: loaded once at boot from the environment, typed, validated, and failing loudly with the bad
  * value in the message. Every option has a documented default; README "Configuration" lists the variables.
  */
-import { readdirSync, existsSync } from 'node:fs';
+import { readdirSync, readFileSync, existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { AppError } from '../errors/index.ts';
@@ -135,9 +135,21 @@ function url(env: Env, key: string, dflt: string | undefined): string | undefine
   return raw;
 }
 
-/** The committed default generation: the single folder under encoders/generations/ (several: say which). */
+/**
+ * The committed default generation: the folder named in encoders/generations/DEFAULT (one line), else
+ * the single folder under encoders/generations/ (several and no DEFAULT: say which).
+ */
 export function defaultGenerationDir(root = PROJECT_ROOT): string {
   const base = path.join(root, 'encoders', 'generations');
+  const pointer = path.join(base, 'DEFAULT');
+  if (existsSync(pointer)) {
+    const name = readFileSync(pointer, 'utf8').trim();
+    // a name, not a path: DEFAULT cannot point outside encoders/generations/
+    if (!/^[a-z0-9][a-z0-9._-]{0,62}$/.test(name) || !existsSync(path.join(base, name, 'manifest.json'))) {
+      throw new AppError('CONFIG_INVALID', `${pointer} names ${JSON.stringify(name)}, which is not a generation folder under ${base}`);
+    }
+    return path.join(base, name);
+  }
   const names = existsSync(base)
     ? readdirSync(base, { withFileTypes: true })
         .filter((d) => d.isDirectory())

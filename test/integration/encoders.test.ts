@@ -6,7 +6,7 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -156,6 +156,102 @@ describe('encoders on the real generation', { skip }, () => {
     for (const s of texts) one.push((await enc.encodeText([s]))[0]!);
     const all = await enc.encodeText(texts);
     one.forEach((v, i) => assert.ok(cosine(v, all[i]!) > 0.99999, `text ${i} differs between batch 1 and batched`));
+  });
+});
+
+// ---- the open-vocabulary text tower (WordPiece + word vectors) ------------------------------
+
+const VARIED = [
+  'A puppy running on the BEACH!!',
+  'Crimson orb; naïve café — Über-cool, résumé & jalapeño',
+  'BREAKING NEWS: river floods city centre (2026) at 07:45, +3.5% / -12°C',
+  "don't stop [UNK] me[PAD]now",
+  '東京タワー and 北京 at night 🐶🐱 #hashtags @user',
+  'tabs\tand\u00a0nbsp\u200band zero\u200dwidth\r\nnew line',
+  'ǅemal İstanbul ΟΔΟΣ straße ﬁne ½ ² Ⅻ',
+  'unfriendliness hairdryers zxqwerty pneumonoultramicroscopicsilicovolcanoconiosis',
+  'x'.repeat(120),
+  '',
+  'e\u0301clair cafe\u0301 Ёлка Москва; العربية; हिन्दी',
+  '$100 5,000,000 3.14159 1st 10x snake_case camelCase kebab-case dotted.name/path\\back',
+];
+
+function tokenizerModel(d: string): string {
+  try {
+    return (JSON.parse(readFileSync(join(d, 'tokenizer.json'), 'utf8')) as { model: { type: string } }).model.type;
+  } catch {
+    return 'none';
+  }
+}
+
+const openSkip = skip || (tokenizerModel(dir!) === 'WordPiece' ? false : 'this generation has a closed (WordLevel) vocabulary');
+
+describe('open-vocabulary text tower', { skip: openSkip }, () => {
+  let enc: LoadedEncoders;
+  before(async () => {
+    enc = await loadEncoders(dir!, { provider: 'cpu', intraOpThreads: 2, maxBatch: 16, log: quiet });
+  });
+  after(() => enc?.close());
+
+  test("Node's tokenizer gives the trainer's ids on varied text (punctuation, digits, capitals, non-ASCII)", async () => {
+    const maxLength = enc.generation.preprocessing.text.max_length;
+    const tok = await loadTokenizer(dir!, maxLength);
+    const b = tok.encode(VARIED);
+    const code = [
+      'import json, sys',
+      'from montage_encoders.tokenizer import load_tokenizer',
+      'tok = load_tokenizer(sys.argv[1])',
+      'print(json.dumps([tok.encode(t)[0] for t in json.load(sys.stdin)]))',
+    ].join('\n');
+    const child = execFile('/usr/bin/python3', ['-c', code, dir!], { cwd: join(ROOT, 'encoders') });
+    child.stdin!.end(JSON.stringify(VARIED));
+    let out = '';
+    child.stdout!.on('data', (c: string) => (out += c));
+    await new Promise((res, rej) => child.on('close', (c) => (c === 0 ? res(null) : rej(new Error(`python exited ${c}`)))));
+    const want = JSON.parse(out) as number[][];
+    VARIED.forEach((text, i) => {
+      const got = [...b.inputIds.slice(i * maxLength, (i + 1) * maxLength)].map(Number);
+      assert.deepEqual(got, want[i], JSON.stringify(text));
+    });
+  });
+
+  test('a word outside the vocabulary gets pieces, not [UNK]', async () => {
+    const tok = await loadTokenizer(dir!, enc.generation.preprocessing.text.max_length);
+    for (const word of ['hairdryers', 'zxqwerty', 'Montage2026']) {
+      const b = tok.encode([word]);
+      const ids = [...b.inputIds].map(Number).filter((_, j) => b.attentionMask[j] === 1n);
+      assert.ok(ids.length >= 2, `${word}: ${ids}`);
+      assert.ok(!ids.includes(1), `${word} fell to [UNK]: ${ids}`);
+    }
+  });
+
+  test('synonyms never seen in training land nearer their meaning than unrelated words', async () => {
+    // held-out words of the corpus (corpus.HELDOUT_WORDS) and everyday ones; none is in a training caption
+    const pairs: [string, string][] = [
+      ['crimson', 'red'],
+      ['puppy', 'dog'],
+      ['automobile', 'car'],
+      ['enormous', 'large'],
+      ['miniature', 'small'],
+      ['lavender', 'purple'],
+      ['kitten', 'cat'],
+      ['sofa', 'couch'],
+    ];
+    const unrelated = ['tax', 'election', 'violin', 'protein', 'mortgage', 'senate', 'algebra', 'cathedral', 'lawyer', 'soccer'];
+    const words = [...new Set([...pairs.flat(), ...unrelated])];
+    const vecs = new Map((await enc.encodeText(words)).map((v, i) => [words[i]!, v]));
+    for (const [syn, meaning] of pairs) {
+      const near = dot(vecs.get(syn)!, vecs.get(meaning)!);
+      const beaten = unrelated.filter((u) => dot(vecs.get(syn)!, vecs.get(u)!) >= near);
+      assert.deepEqual(beaten, [], `${syn}: ${meaning} ${near.toFixed(3)} is not nearer than ${beaten}`);
+    }
+  });
+
+  test('the query "puppy" is nearer the evidence "dog" than any other COCO class name', async () => {
+    const coco = ['person', 'bicycle', 'car', 'cat', 'dog', 'horse', 'sheep', 'cow', 'bird', 'bear', 'teddy bear', 'hot dog'];
+    const [q, ...names] = await enc.encodeText(['puppy', ...coco]);
+    const scores = names.map((v) => dot(q!, v));
+    assert.equal(coco[scores.indexOf(Math.max(...scores))], 'dog', JSON.stringify(scores.map((x) => x.toFixed(3))));
   });
 });
 

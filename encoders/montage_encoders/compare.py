@@ -1,0 +1,143 @@
+"""Compare exported generations as the service runs them, on the same clips and queries.
+
+    cd encoders && python3 -m montage_encoders.compare \\
+        --generation generations/mtg-2026.11-cpu --generation generations/mtg-2026.12-cpu \\
+        [--clips 600] [--out ../var/compare.json]
+
+For each generation, through its ONNX files and its tokenizer.json in Node (encoders/node/embed.ts:
+@huggingface/transformers + onnxruntime-node, the service's own path):
+- held-out retrieval: the first `--clips` clips of the test split (attribute combinations never
+  in training), each rendered at the generation's frame size from t=0 as the trainer's test split
+  is, with its caption worded as in training (`corpus.caption`): text->video and video->text R@1/5/10;
+- paraphrase: the same clips queried with `corpus.paraphrase_caption` (HELDOUT_WORDS only):
+  text->video R@1/5/10;
+- the text benchmark (textbench.py); for a generation with an open text tower, also the plain
+  mean of its word vectors (read from text.onnx's int8 table).
+Old generations have no PyTorch weights left, which is why this goes through ONNX.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import tempfile
+
+import numpy as np
+
+from . import corpus, textbench
+from .evaluate import paraphrase_captions
+from .export import video_input
+from .tokenizer import load_tokenizer
+
+REPO_DIR = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+NODE = os.path.join(REPO_DIR, "node_modules", ".bin", "node")
+
+
+class _Specs:
+    def __init__(self, specs):
+        self.specs = specs
+
+
+def heldout_queries(n: int, corpus_seed: int) -> tuple[list, list[str], list[str]]:
+    """(specs, captions as in the trainer's test split, paraphrases)."""
+    seed = corpus_seed + 1  # data.build_split's seed for "test"
+    specs = corpus.sample_specs(n, "test", seed)
+    captions = [corpus.caption(s, np.random.default_rng([seed, i])) for i, s in enumerate(specs)]
+    return specs, captions, paraphrase_captions(_Specs(specs))
+
+
+def render(specs, manifest: dict) -> np.ndarray:
+    pre = manifest["preprocessing"]["video"]
+    s, t, seconds = pre["frame_size"], pre["frames_per_segment"], pre["segment_seconds"]
+    rgb = np.stack([corpus.render_frames(spec, s, s, corpus.segment_times(0.0, seconds, t)) for spec in specs])
+    return video_input(rgb.astype(np.uint8))
+
+
+def node_embed(generation: str, texts: dict[str, list[str]], frames: dict[str, np.ndarray] | None = None) -> dict:
+    """Runs encoders/node/embed.ts; returns name -> (rows, dim) float32."""
+    with tempfile.TemporaryDirectory(prefix="montage-compare-") as tmp:
+        req = {"generation": os.path.abspath(generation), "out": tmp, "texts": texts, "frames": {}}
+        for name, arr in (frames or {}).items():
+            path = os.path.join(tmp, f"in-{name}.f32")
+            np.ascontiguousarray(arr, dtype="<f4").tofile(path)
+            req["frames"][name] = {"file": path, "shape": list(arr.shape)}
+        with open(os.path.join(tmp, "request.json"), "w") as f:
+            json.dump(req, f)
+        node = NODE if os.path.exists(NODE) else "node"
+        done = subprocess.run([node, os.path.join(REPO_DIR, "encoders", "node", "embed.ts"),
+                               os.path.join(tmp, "request.json")], cwd=REPO_DIR, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise RuntimeError(f"embedding with {generation} in Node failed: {done.stderr[-2000:]}")
+        shapes = json.load(open(os.path.join(tmp, "done.json")))
+        return {k: np.fromfile(os.path.join(tmp, f"{k}.f32"), dtype="<f4").reshape(v) for k, v in shapes.items()}
+
+
+def _recall(q: np.ndarray, g: np.ndarray, ks=(1, 5, 10)) -> dict:
+    sims = q @ g.T  # ties count against the query (see textbench.recall)
+    rank = (sims >= sims.diagonal()[:, None] - 1e-6).sum(axis=1) - 1
+    return {f"r{k}": round(float((rank < k).mean()), 4) for k in ks}
+
+
+def bench_texts() -> list[str]:
+    return list(dict.fromkeys(list(textbench.COCO) + [q for q, _ in textbench.OBJECT_QUERIES]
+                              + list(textbench.OCR_LINES) + [q for q, _ in textbench.OCR_QUERIES]))
+
+
+def lookup_encoder(texts: list[str], emb: np.ndarray):
+    index = {t: i for i, t in enumerate(texts)}
+    return lambda batch: emb[[index[t] for t in batch]]
+
+
+def word_table(generation: str) -> tuple[np.ndarray, np.ndarray] | None:
+    """(table float32 (V, d), centre (d,)) from an open text tower's ONNX initializers, else None."""
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(os.path.join(generation, "text.onnx"))
+    inits = {i.name: i for i in model.graph.initializer}
+    if "tower.table_q" not in inits:
+        return None
+    q = numpy_helper.to_array(inits["tower.table_q"]).astype(np.float32)
+    scale = numpy_helper.to_array(inits["tower.table_scale"]).reshape(-1, 1)
+    return q * scale, numpy_helper.to_array(inits["tower.centre"]).reshape(-1)
+
+
+def compare(generations: list[str], clips: int = 600) -> dict:
+    out: dict = {"clips": clips, "generations": {}}
+    for gen in generations:
+        manifest = json.load(open(os.path.join(gen, "manifest.json")))
+        seed = manifest.get("training", {}).get("config", {}).get("corpus_seed", 1234)
+        specs, captions, paraphrases = heldout_queries(clips, seed)
+        texts = bench_texts()
+        emb = node_embed(gen, {"heldout": captions, "paraphrase": paraphrases, "bench": texts},
+                         {"video": render(specs, manifest)})
+        v = emb["video"]
+        row = {"heldout": {"text_to_video": _recall(emb["heldout"], v), "video_to_text": _recall(v, emb["heldout"])},
+               "paraphrase": {"text_to_video": _recall(emb["paraphrase"], v)},
+               "text_benchmark": {"tower": textbench.score(lookup_encoder(texts, emb["bench"]))},
+               "example": {"caption": captions[0], "paraphrase": paraphrases[0]}}
+        table = word_table(gen)
+        if table is not None:
+            tok = load_tokenizer(gen)
+            row["text_benchmark"]["mean_word_vectors"] = textbench.score(
+                textbench.mean_vector_encoder(tok, table[0], table[1]))
+        out["generations"][manifest["generation"]] = row
+        print(json.dumps({manifest["generation"]: row}), flush=True)
+    return out
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--generation", action="append", required=True)
+    ap.add_argument("--clips", type=int, default=600)
+    ap.add_argument("--out", default=None)
+    args = ap.parse_args(argv)
+    result = compare(args.generation, args.clips)
+    if args.out:
+        with open(args.out, "w") as f:
+            json.dump(result, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
