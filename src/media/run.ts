@@ -50,17 +50,28 @@ export function startFfmpeg(job: FfmpegJob): FfmpegRun {
     killed ??= why;
     proc?.kill('SIGKILL');
   };
+  // fluent-ffmpeg may report the end (e.g. "Output stream closed") before the child has exited; callers that
+  // await `done` must find no process left, so `done` also waits for the child's exit once it has started.
+  let exited: Promise<void> | undefined;
   const done = new Promise<void>((resolve, reject) => {
     cmd.on('start', () => {
-      proc = (cmd as unknown as { ffmpegProc: ChildProcess }).ffmpegProc;
-      if (killed) proc.kill('SIGKILL');
+      const child = (cmd as unknown as { ffmpegProc: ChildProcess }).ffmpegProc;
+      proc = child;
+      exited = new Promise<void>((res) => {
+        if (child.exitCode !== null || child.signalCode !== null) res();
+        else child.once('exit', () => res());
+      });
+      if (killed) child.kill('SIGKILL');
     });
     cmd.on('end', () => resolve());
     cmd.on('error', (err: Error) => reject(failure(job, err, killed)));
   });
   const timer = setTimeout(() => kill('timeout'), job.timeoutMs);
   timer.unref();
-  const settled = done.finally(() => clearTimeout(timer));
+  const settled = done.finally(async () => {
+    clearTimeout(timer);
+    await exited;
+  });
   settled.catch(() => {}); // the caller observes `done`; this copy must not be "unhandled"
   let stdout: Readable | undefined;
   if (job.output === undefined) stdout = cmd.pipe() as Readable;
