@@ -23,6 +23,7 @@
  */
 import { AppError } from '../errors/index.ts';
 import { fileInput, hardenedInputArgs } from '../media/limits.ts';
+import { cutFrames } from '../media/frames.ts';
 import { startFfmpeg } from '../media/run.ts';
 import type { MediaLimits } from '../media/types.ts';
 import type { SampledFrame, TimeRange } from './types.ts';
@@ -221,24 +222,4 @@ export async function* sampleFrames(file: string, opts: SampleOptions): AsyncGen
   if (pending) yield pending;
   if (decoded === 0)
     throw new AppError('CORRUPT_MEDIA', `ffmpeg sampling on ${opts.label} failed: no frame decoded in [${startS}, ${endS}]`);
-}
-
-/** Cuts a byte stream into fixed-size frames; a trailing partial frame is dropped. */
-async function* cutFrames(stream: AsyncIterable<Buffer>, frameBytes: number): AsyncGenerator<Uint8Array> {
-  let frame = new Uint8Array(frameBytes);
-  let filled = 0;
-  for await (const chunk of stream) {
-    let at = 0;
-    while (at < chunk.length) {
-      const n = Math.min(frameBytes - filled, chunk.length - at);
-      frame.set(chunk.subarray(at, at + n), filled);
-      filled += n;
-      at += n;
-      if (filled === frameBytes) {
-        yield frame;
-        frame = new Uint8Array(frameBytes);
-        filled = 0;
-      }
-    }
-  }
 }

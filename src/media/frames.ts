@@ -142,7 +142,7 @@ export async function extractFrames(file: string, opts: ExtractFrameOptions, lab
 }
 
 /** Cuts a byte stream into fixed-size frames; a trailing partial frame is dropped. */
-async function* cutFrames(stream: AsyncIterable<Buffer>, frameBytes: number): AsyncGenerator<Uint8Array> {
+export async function* cutFrames(stream: AsyncIterable<Buffer>, frameBytes: number): AsyncGenerator<Uint8Array> {
   let frame = new Uint8Array(frameBytes);
   let filled = 0;
   for await (const chunk of stream) {
