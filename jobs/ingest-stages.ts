@@ -18,6 +18,7 @@ import type { IngestData, IngestStage } from '../src/queue/index.ts';
 import type { VideoFiles } from '../src/videos/files.ts';
 import { probe, extractFrames, extractAudio, segmentAudio, posterFrame } from '../src/media/index.ts';
 import { fuseSegment, fuseVideo, type FusedVideo } from '../src/fusion/index.ts';
+import type { ItemObservation } from '../src/metrics/worker.ts';
 
 export interface IngestDeps {
   config: { media: { limits: MediaLimits } };
@@ -31,6 +32,8 @@ export interface IngestDeps {
    * metrics may listen here too.
    */
   onStage?: (stage: IngestStage, videoId: string) => Promise<void> | void;
+  /** Sees each item once fused, before it is written (embedding-health metrics, src/metrics/worker.ts). */
+  observeItem?: (o: ItemObservation) => Promise<void>;
 }
 
 /** What every stage may read. */

@@ -23,6 +23,8 @@ import {
   fuseStage,
   probeStage,
   upsertStage,
+  type Encoded,
+  type Fused,
   type IngestContext,
   type IngestDeps,
 } from './ingest-stages.ts';
@@ -123,6 +125,17 @@ async function failVideo(deps: IngestDeps, data: IngestData, reason: string, poi
   if (poison && rec) await deps.files.removeUpload(data.uploadPath);
 }
 
+/** Hands the fused item to the metrics; a metrics failure is logged, never fails the ingest. */
+async function observe(deps: IngestDeps, encoded: Encoded, fused: Fused): Promise<void> {
+  if (!deps.observeItem) return;
+  const { item } = fused;
+  const expected = (['video', 'audio', 'text'] as const).filter((m) => deps.encoders.has(m));
+  const stored = Object.fromEntries(item.modalities.map((m) => [m, item[m]!]));
+  await deps.observeItem({ video: encoded.video, audio: encoded.audio, text: encoded.text, stored, expected }).catch((err: unknown) => {
+    deps.log.warn({ err: err instanceof Error ? err.message : String(err) }, 'item metrics failed');
+  });
+}
+
 async function runIngest(deps: IngestDeps, job: Job<IngestData>, signal: AbortSignal): Promise<IngestResult> {
   const { videoId } = job.data;
   const ctx: IngestContext = { deps, data: job.data, signal };
@@ -137,6 +150,7 @@ async function runIngest(deps: IngestDeps, job: Job<IngestData>, signal: AbortSi
     const encoded = await encodeStage(ctx, media);
     await clock.enter('fuse');
     const fused = fuseStage(ctx, media, encoded);
+    await observe(deps, encoded, fused);
     await clock.enter('upsert');
     const rec = await upsertStage(ctx, info, fused);
     await clock.enter('cleanup');

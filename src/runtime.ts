@@ -17,7 +17,9 @@ import { EventLog } from './users/events.ts';
 import { VideoFiles } from './videos/files.ts';
 import { BullJobQueue, connect, pingRedis } from '../jobs/queues.ts';
 import { makeHandlers, type JobDeps } from '../jobs/index.ts';
-import { startWorkers, type RunningWorkers } from '../jobs/worker.ts';
+import { startWorkers, workerName, type RunningWorkers } from '../jobs/worker.ts';
+import { EmbeddingHealth } from './metrics/embedding.ts';
+import { WorkerMetrics, type ItemObservation } from './metrics/worker.ts';
 
 export interface Runtime {
   config: Config;
@@ -30,6 +32,8 @@ export interface Runtime {
   jobs: BullJobQueue;
   events: EventLog;
   files: VideoFiles;
+  /** Embedding drift against the generation's reference (src/metrics/embedding.ts). */
+  health: EmbeddingHealth;
   /** Closes everything, in order, each step even if one before it failed. */
   close(): Promise<void>;
 }
@@ -94,6 +98,13 @@ export async function createRuntime(opts: RuntimeOptions): Promise<Runtime> {
       jobs,
       events: new EventLog(redis, config.redis.prefix),
       files: new VideoFiles(config.dataDir, config.server.maxUploadBytes),
+      health: new EmbeddingHealth(redis, config.redis.prefix, {
+        generation: encoders.generation.name,
+        generationDir: config.models.generationDir,
+        storeDir: config.store.embedded.dataDir,
+        referenceItems: config.metrics.referenceItems,
+        window: config.metrics.driftWindow,
+      }),
       close,
     };
   } catch (err) {
@@ -111,5 +122,18 @@ export function startRuntimeWorkers(
   opts: { stalledIntervalMs?: number; lockMs?: number; override?: Partial<JobDeps> } = {},
 ): RunningWorkers {
   const { override, ...timing } = opts;
-  return startWorkers(rt.config, rt.redis, makeHandlers({ ...rt, ...override }), rt.log, timing);
+  const metrics = new WorkerMetrics(rt.redis, rt.config.redis.prefix, workerName(), {
+    publishMs: rt.config.metrics.publishMs,
+    health: rt.health,
+  });
+  const observeItem = (o: ItemObservation) => metrics.observeItem(o);
+  const running = startWorkers(rt.config, rt.redis, makeHandlers({ ...rt, observeItem, ...override }), rt.log, timing);
+  metrics.attach(running.workers);
+  return {
+    workers: running.workers,
+    close: async () => {
+      await running.close();
+      await metrics.close();
+    },
+  };
 }

@@ -59,6 +59,18 @@ export interface Config {
     /** Overrides every job type's lock duration from the policy table, ms. @defaultValue unset (MONTAGE_LOCK_MS) */
     lockMs: number | undefined;
   };
+  /** Metrics (GET /metrics) and embedding health; README "Metrics". */
+  metrics: {
+    /** How often a worker publishes its metrics snapshot to Redis, ms. @defaultValue 5000 (MONTAGE_METRICS_PUBLISH_MS) */
+    publishMs: number;
+    /**
+     * Items the drift reference averages when the generation has no exported reference.json: the first N stored.
+     * @defaultValue 100 (MONTAGE_METRICS_REFERENCE_ITEMS)
+     */
+    referenceItems: number;
+    /** Recently stored items per modality whose mean is compared with the reference. @defaultValue 500 (MONTAGE_METRICS_DRIFT_WINDOW) */
+    driftWindow: number;
+  };
   /** @defaultValue 'info' (LOG_LEVEL) */
   logLevel: string;
 }
@@ -222,6 +234,11 @@ export function loadConfig(env: Env = process.env): Config {
       ingestConcurrency: int(env, 'MONTAGE_INGEST_CONCURRENCY', 1, 1, 64),
       stalledIntervalMs: int(env, 'MONTAGE_STALLED_INTERVAL_MS', 30_000, 50, 3_600_000),
       lockMs: env.MONTAGE_LOCK_MS ? int(env, 'MONTAGE_LOCK_MS', 0, 500, 3_600_000) : undefined,
+    },
+    metrics: {
+      publishMs: int(env, 'MONTAGE_METRICS_PUBLISH_MS', 5000, 100, 3_600_000),
+      referenceItems: int(env, 'MONTAGE_METRICS_REFERENCE_ITEMS', 100, 1, 100_000),
+      driftWindow: int(env, 'MONTAGE_METRICS_DRIFT_WINDOW', 500, 1, 100_000),
     },
     logLevel: oneOf(env, 'LOG_LEVEL', 'info', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const),
   };

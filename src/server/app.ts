@@ -22,6 +22,9 @@ import { videoRoutes } from './routes/videos.ts';
 import { jobRoutes } from './routes/jobs.ts';
 import { healthRoutes } from './routes/health.ts';
 import { searchRoutes } from './routes/search.ts';
+import type { Redis } from 'ioredis';
+import { installMetrics } from '../metrics/api.ts';
+import type { EmbeddingHealth } from '../metrics/embedding.ts';
 
 /** What the routes use (src/runtime.ts builds it; tests may build their own). */
 export interface AppDeps {
@@ -33,6 +36,9 @@ export interface AppDeps {
   jobs: JobQueue;
   events: EventLog;
   files: VideoFiles;
+  /** For /metrics: the workers' snapshots and cold-item lookups (src/metrics). */
+  redis?: Redis;
+  health?: EmbeddingHealth;
 }
 
 /** The API's JSON Schemas, each with an `$id` that routes reference. */
@@ -94,6 +100,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     limits: { fileSize: deps.config.server.maxUploadBytes, files: 1, fields: 32, fieldSize: 64 * 1024, parts: 40 },
   });
 
+  installMetrics(app, { ...deps, prefix: deps.config.redis.prefix });
   await app.register(healthRoutes(deps));
   await app.register(videoRoutes(deps));
   await app.register(jobRoutes(deps));
