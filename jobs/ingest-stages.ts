@@ -19,6 +19,7 @@ import type { VideoFiles } from '../src/videos/files.ts';
 import { probe, extractFrames, extractAudio, segmentAudio, posterFrame } from '../src/media/index.ts';
 import { fuseSegment, fuseVideo, type FusedVideo } from '../src/fusion/index.ts';
 import type { ItemObservation } from '../src/metrics/worker.ts';
+import type { EtaModel } from './eta.ts';
 
 export interface IngestDeps {
   config: { media: { limits: MediaLimits } };
@@ -34,6 +35,8 @@ export interface IngestDeps {
   onStage?: (stage: IngestStage, videoId: string) => Promise<void> | void;
   /** Sees each item once fused, before it is written (embedding-health metrics, src/metrics/worker.ts). */
   observeItem?: (o: ItemObservation) => Promise<void>;
+  /** Learned stage times for progress and ETA (jobs/eta.ts); without it, the seed alone. */
+  eta?: EtaModel;
 }
 
 /** What every stage may read. */
@@ -42,6 +45,8 @@ export interface IngestContext {
   readonly data: IngestData;
   /** Aborted when the run has timed out: the run stops at the next stage and writes nothing more. */
   readonly signal: AbortSignal;
+  /** How far the running stage is, 0..1 (frames decoded, segments encoded); throttled by the caller. */
+  readonly progress?: (fraction: number) => void;
 }
 
 /** Thrown by a stage that finds the video deleted: the run stops, keeps nothing, and completes as skipped. */
@@ -115,6 +120,7 @@ export async function extractStage(ctx: IngestContext, info: ProbeResult): Promi
         resize: vp.resize,
         durationS: info.durationS,
         ...bounds,
+        ...(ctx.progress ? { onFrame: (seen: number, expected: number) => ctx.progress!(seen / expected) } : {}),
       },
       videoId,
     ),
@@ -127,15 +133,29 @@ export async function extractStage(ctx: IngestContext, info: ProbeResult): Promi
   return { segments, pcm, posterPath };
 }
 
+/** Segments the towers encode between two progress reports (a few ONNX batches' worth at most). */
+const ENCODE_CHUNK = 8;
+
 /** Runs the towers: frames and audio per segment, and the record's text (read now, so an edit is seen). */
 export async function encodeStage(ctx: IngestContext, media: Extracted): Promise<Encoded> {
   const { encoders } = ctx.deps;
   const rec = await current(ctx);
   const ap = encoders.generation.preprocessing.audio;
-  const video = await encoders.encodeFrames(media.segments);
-  const audio = media.pcm
-    ? await encoders.encodeAudio(segmentAudio(media.pcm, ap.sample_rate, ap.segment_seconds, media.segments.length))
-    : null;
+  const clips = media.pcm ? segmentAudio(media.pcm, ap.sample_rate, ap.segment_seconds, media.segments.length) : null;
+  const work = media.segments.length + (clips?.length ?? 0);
+  let done = 0;
+  const chunked = async <T>(items: T[], encode: (slice: T[]) => Promise<Float32Array[]>): Promise<Float32Array[]> => {
+    const out: Float32Array[] = [];
+    for (let i = 0; i < items.length; i += ENCODE_CHUNK) {
+      const slice = items.slice(i, i + ENCODE_CHUNK);
+      out.push(...(await encode(slice)));
+      done += slice.length;
+      ctx.progress?.(done / work);
+    }
+    return out;
+  };
+  const video = await chunked(media.segments, (s) => encoders.encodeFrames(s));
+  const audio = clips ? await chunked(clips, (c) => encoders.encodeAudio(c)) : null;
   const text = itemText(rec);
   return { video, audio, text: text ? (await encoders.encodeText([text]))[0] : undefined };
 }

@@ -17,6 +17,7 @@ import { EventLog } from './users/events.ts';
 import { VideoFiles } from './videos/files.ts';
 import { BullJobQueue, connect, pingRedis } from '../jobs/queues.ts';
 import { makeHandlers, type JobDeps } from '../jobs/index.ts';
+import { EtaModel } from '../jobs/eta.ts';
 import { startWorkers, workerName, type RunningWorkers } from '../jobs/worker.ts';
 import { EmbeddingHealth } from './metrics/embedding.ts';
 import { WorkerMetrics, type ItemObservation } from './metrics/worker.ts';
@@ -127,7 +128,13 @@ export function startRuntimeWorkers(
     health: rt.health,
   });
   const observeItem = (o: ItemObservation) => metrics.observeItem(o);
-  const running = startWorkers(rt.config, rt.redis, makeHandlers({ ...rt, observeItem, ...override }), rt.log, timing);
+  const running = startWorkers(
+    rt.config,
+    rt.redis,
+    makeHandlers({ ...rt, observeItem, eta: new EtaModel(rt.redis, rt.config.redis.prefix), ...override }),
+    rt.log,
+    timing,
+  );
   metrics.attach(running.workers);
   return {
     workers: running.workers,
