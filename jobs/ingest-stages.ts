@@ -20,6 +20,7 @@ import { probe, extractFrames, extractAudio, segmentAudio, posterFrame } from '.
 import { fuseSegment, fuseVideo, type FusedVideo } from '../src/fusion/index.ts';
 import type { ItemObservation } from '../src/metrics/worker.ts';
 import type { EtaModel } from './eta.ts';
+import type { WebhookEmitter, WebhookEvent } from '../src/webhooks/index.ts';
 
 export interface IngestDeps {
   config: { media: { limits: MediaLimits } };
@@ -37,6 +38,8 @@ export interface IngestDeps {
   observeItem?: (o: ItemObservation) => Promise<void>;
   /** Learned stage times for progress and ETA (jobs/eta.ts); without it, the seed alone. */
   eta?: EtaModel;
+  /** Tells webhook subscribers a video is ready or failed (src/webhooks); only enqueues, never waits on a receiver. */
+  webhooks?: WebhookEmitter;
 }
 
 /** What every stage may read. */
@@ -229,4 +232,11 @@ export async function cleanupStage(ctx: IngestContext, rec: VideoRecord, fused: 
   // Deleted after the vectors were written: the DELETE removes them itself (it deletes the record first).
   if (!ready) throw new VideoDeleted(videoId);
   await catalog.markReady(videoId, rec.uploadedAt);
+}
+
+/** Emits a webhook event; a failure to enqueue it is logged and never fails the ingest. */
+export async function notify(deps: IngestDeps, event: WebhookEvent, data: Record<string, unknown>): Promise<void> {
+  await deps.webhooks?.emit(event, data).catch((err: unknown) => {
+    deps.log.warn({ event, err: err instanceof Error ? err.message : String(err) }, 'webhook emit failed');
+  });
 }

@@ -21,6 +21,7 @@ import {
   encodeStage,
   extractStage,
   fuseStage,
+  notify,
   probeStage,
   upsertStage,
   type Encoded,
@@ -146,6 +147,7 @@ export function makeIngestProcessor(deps: IngestDeps) {
       const finalTry = out instanceof UnrecoverableError || job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
       deps.log.warn({ videoId, jobId: job.id, err: out.message, finalTry }, 'ingest failed');
       if (finalTry) await failVideo(deps, job.data, out.message, out instanceof UnrecoverableError);
+      if (finalTry) await notify(deps, 'video.failed', { videoId, jobId: job.id, error: parseJobError(out.message) });
       throw out;
     }
   };
@@ -196,6 +198,7 @@ async function runIngest(deps: IngestDeps, job: Job<IngestData>, signal: AbortSi
     const stages = await clock.finish();
     await eta.learn(info.durationS, stages).catch((err: unknown) => deps.log.warn({ err, videoId }, 'learning the ETA failed'));
     await job.updateProgress({ stage: 'cleanup', percent: 100, etaS: 0 } satisfies JobProgress);
+    await notify(deps, 'video.ready', { videoId, jobId: job.id, modalities: fused.item.modalities, durationS: info.durationS });
     return { videoId, segments: media.segments.length, modalities: fused.item.modalities, durationS: info.durationS, stages };
   } catch (err) {
     // A stage can also fail because the DELETE pulled the upload from under ffmpeg: that is a deletion too.

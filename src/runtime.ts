@@ -20,6 +20,7 @@ import { makeHandlers, type JobDeps } from '../jobs/index.ts';
 import { EtaModel } from '../jobs/eta.ts';
 import { startWorkers, workerName, type RunningWorkers } from '../jobs/worker.ts';
 import { EmbeddingHealth } from './metrics/embedding.ts';
+import { Webhooks } from './webhooks/index.ts';
 import { WorkerMetrics, type ItemObservation } from './metrics/worker.ts';
 
 export interface Runtime {
@@ -33,6 +34,8 @@ export interface Runtime {
   jobs: BullJobQueue;
   events: EventLog;
   files: VideoFiles;
+  /** Webhook subscriptions and deliveries (src/webhooks). */
+  webhooks: Webhooks;
   /** Embedding drift against the generation's reference (src/metrics/embedding.ts). */
   health: EmbeddingHealth;
   /** Closes everything, in order, each step even if one before it failed. */
@@ -85,6 +88,13 @@ export async function createRuntime(opts: RuntimeOptions): Promise<Runtime> {
     await store.open({ name: encoders.generation.name, dim: encoders.generation.dim });
     const jobs = new BullJobQueue(redis, config.redis.prefix, log);
     closers.push(['queues', () => jobs.close()]);
+    const webhooks = new Webhooks(redis, config.redis.prefix, {
+      ...config.webhooks,
+      enqueue: (deliveryId) => jobs.enqueue('webhook', { deliveryId }, { jobId: deliveryId }),
+    });
+    await webhooks
+      .noteGeneration(encoders.generation.name)
+      .catch((err: unknown) => log.warn({ err }, 'generation.switched webhook failed'));
     log.info(
       { generation: encoders.generation.name, dim: encoders.generation.dim, store: config.store.qdrant ? 'qdrant' : 'embedded' },
       'runtime ready',
@@ -99,6 +109,7 @@ export async function createRuntime(opts: RuntimeOptions): Promise<Runtime> {
       jobs,
       events: new EventLog(redis, config.redis.prefix),
       files: new VideoFiles(config.dataDir, config.server.maxUploadBytes),
+      webhooks,
       health: new EmbeddingHealth(redis, config.redis.prefix, {
         generation: encoders.generation.name,
         generationDir: config.models.generationDir,

@@ -71,6 +71,13 @@ export interface Config {
     /** Recently stored items per modality whose mean is compared with the reference. @defaultValue 500 (MONTAGE_METRICS_DRIFT_WINDOW) */
     driftWindow: number;
   };
+  /** Webhook deliveries; README "Operations: webhooks". */
+  webhooks: {
+    /** Let subscriptions reach loopback and private addresses (tests, a receiver on the same host). @defaultValue false (MONTAGE_WEBHOOK_ALLOW_PRIVATE) */
+    allowPrivate: boolean;
+    /** A try that gets no answer in this long fails (and is retried), ms. @defaultValue 10000 (MONTAGE_WEBHOOK_TIMEOUT_MS) */
+    timeoutMs: number;
+  };
   /** @defaultValue 'info' (LOG_LEVEL) */
   logLevel: string;
 }
@@ -134,6 +141,14 @@ function oneOf<T extends string>(env: Env, key: string, dflt: T, allowed: readon
     throw new AppError('CONFIG_INVALID', `${key}=${JSON.stringify(raw)} must be one of ${allowed.join(', ')}`);
   }
   return raw as T;
+}
+
+function bool(env: Env, key: string, dflt: boolean): boolean {
+  const raw = env[key];
+  if (raw === undefined || raw === '') return dflt;
+  if (['1', 'true', 'yes'].includes(raw)) return true;
+  if (['0', 'false', 'no'].includes(raw)) return false;
+  throw new AppError('CONFIG_INVALID', `${key}=${JSON.stringify(raw)} must be true or false`);
 }
 
 function url(env: Env, key: string, dflt: string | undefined): string | undefined {
@@ -239,6 +254,10 @@ export function loadConfig(env: Env = process.env): Config {
       publishMs: int(env, 'MONTAGE_METRICS_PUBLISH_MS', 5000, 100, 3_600_000),
       referenceItems: int(env, 'MONTAGE_METRICS_REFERENCE_ITEMS', 100, 1, 100_000),
       driftWindow: int(env, 'MONTAGE_METRICS_DRIFT_WINDOW', 500, 1, 100_000),
+    },
+    webhooks: {
+      allowPrivate: bool(env, 'MONTAGE_WEBHOOK_ALLOW_PRIVATE', false),
+      timeoutMs: int(env, 'MONTAGE_WEBHOOK_TIMEOUT_MS', 10_000, 100, 600_000),
     },
     logLevel: oneOf(env, 'LOG_LEVEL', 'info', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const),
   };

@@ -25,6 +25,8 @@ import { searchRoutes } from './routes/search.ts';
 import type { Redis } from 'ioredis';
 import { installMetrics } from '../metrics/api.ts';
 import type { EmbeddingHealth } from '../metrics/embedding.ts';
+import type { Webhooks } from '../webhooks/index.ts';
+import { webhookRoutes } from './routes/webhooks.ts';
 
 /** What the routes use (src/runtime.ts builds it; tests may build their own). */
 export interface AppDeps {
@@ -39,6 +41,8 @@ export interface AppDeps {
   /** For /metrics: the workers' snapshots and cold-item lookups (src/metrics). */
   redis?: Redis;
   health?: EmbeddingHealth;
+  /** Webhook subscriptions (src/webhooks); the /v1/webhooks routes answer INTERNAL without it. */
+  webhooks?: Webhooks;
 }
 
 /** The API's JSON Schemas, each with an `$id` that routes reference. */
@@ -106,6 +110,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(jobRoutes(deps));
   await app.register(searchRoutes(deps));
   await app.register(userRoutes(deps));
+  await app.register(webhookRoutes(deps));
   return app;
 }
 
