@@ -27,6 +27,8 @@ import { installMetrics } from '../metrics/api.ts';
 import type { EmbeddingHealth } from '../metrics/embedding.ts';
 import type { Webhooks } from '../webhooks/index.ts';
 import { webhookRoutes } from './routes/webhooks.ts';
+import { opsRoutes } from './routes/ops.ts';
+import { uiRoutes } from './routes/ui.ts';
 
 /** What the routes use (src/runtime.ts builds it; tests may build their own). */
 export interface AppDeps {
@@ -111,6 +113,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(searchRoutes(deps));
   await app.register(userRoutes(deps));
   await app.register(webhookRoutes(deps));
+  await app.register(opsRoutes(deps));
+  await app.register(uiRoutes());
   return app;
 }
 
