@@ -195,6 +195,45 @@ async function refreshQueue() {
     $('#queue').replaceChildren(el('tr', {}, el('td', {}, err.message)));
   }
 }
-$('#queue-refresh').addEventListener('click', refreshQueue);
+async function refreshWebhooks() {
+  const list = $('#webhooks');
+  try {
+    const { webhooks } = await api('/v1/webhooks');
+    const items = await Promise.all(
+      webhooks.map(async (w) => {
+        const { deliveries } = await api(`/v1/webhooks/${w.id}/deliveries`);
+        const rows = deliveries
+          .slice(0, 5)
+          .map((d) =>
+            el(
+              'li',
+              { class: 'delivery', 'data-state': d.state },
+              `${d.event} · ${d.state} · ${d.attempts} tries${d.lastStatus ? ` · HTTP ${d.lastStatus}` : ''}${d.lastError && d.state !== 'delivered' ? ` · ${d.lastError}` : ''}`,
+            ),
+          );
+        return el('li', {}, el('code', {}, w.url), ` ${w.events.join(', ')}`, el('ul', {}, ...rows));
+      }),
+    );
+    list.replaceChildren(...items);
+    if (!items.length) list.replaceChildren(el('li', { class: 'muted' }, 'no subscriptions'));
+  } catch (err) {
+    list.replaceChildren(el('li', { class: 'muted' }, err.message));
+  }
+}
+
+$('#webhook-form').addEventListener('submit', async (ev) => {
+  ev.preventDefault();
+  const f = new FormData(ev.target);
+  try {
+    await post('/v1/webhooks', { url: f.get('url'), secret: f.get('secret'), events: f.getAll('events') });
+    ev.target.reset();
+  } catch (err) {
+    alert(err.message);
+  }
+  refreshWebhooks();
+});
+
+$('#queue-refresh').addEventListener('click', () => (refreshQueue(), refreshWebhooks()));
 refreshQueue();
-setInterval(refreshQueue, 5000);
+refreshWebhooks();
+setInterval(() => (refreshQueue(), refreshWebhooks()), 5000);

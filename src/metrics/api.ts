@@ -154,7 +154,7 @@ export function installMetrics(app: FastifyInstance, deps: MetricsDeps): void {
 
   app.addHook('onSend', async (req, reply, payload) => {
     if (reply.statusCode >= 400 && typeof payload === 'string') {
-      const code = (JSON.parse(payload) as { error?: { code?: string } }).error?.code;
+      const code = errorCode(payload);
       if (code) m.errors.inc({ code, status: reply.statusCode });
     } else if (req.routeOptions.url === '/v1/users/:id/recommendations' && typeof payload === 'string') {
       void countRecommendation(m, deps, payload).catch((err: unknown) => deps.log.warn({ err }, 'recommendation metrics failed'));
@@ -192,6 +192,15 @@ export function installMetrics(app: FastifyInstance, deps: MetricsDeps): void {
     const merged = Registry.merge([registry, workers]);
     return reply.type(merged.contentType).send(await merged.metrics());
   });
+}
+
+/** The catalogue code of an error body; undefined for a body that is not one (a 416 has none). */
+function errorCode(payload: string): string | undefined {
+  try {
+    return (JSON.parse(payload) as { error?: { code?: string } }).error?.code;
+  } catch {
+    return undefined;
+  }
 }
 
 async function countRecommendation(m: Metrics, deps: MetricsDeps, payload: string): Promise<void> {

@@ -25,7 +25,7 @@ before(async () => {
     existsSync(CHROMIUM),
     `${CHROMIUM} is missing: scripts/setup.sh installs it (scripts/deps.tsv), or apt-get install -y chromium`,
   );
-  svc = await startTestService({ workers: true });
+  svc = await startTestService({ workers: true, env: { MONTAGE_WEBHOOK_ALLOW_PRIVATE: 'true' } });
   await svc.app.listen({ host: '127.0.0.1', port: 0 });
   const addr = svc.app.server.address();
   base = `http://127.0.0.1:${typeof addr === 'object' && addr ? addr.port : 0}`;
@@ -141,6 +141,24 @@ test('the page: upload with live progress, search with posters and moments, simi
     assert.ok(await page.$('#failed button'), 'retry button');
   }
   assert.match((await page.textContent('#queue')) ?? '', /ingest/);
+
+  // Webhooks: subscribe through the form (a loopback URL, allowed in this service); its delivery state is listed.
+  await page.fill('#webhook-form input[name=url]', `${base}/no-such-receiver`);
+  await page.fill('#webhook-form input[name=secret]', 'a-secret-of-sixteen-plus');
+  await page.click('#webhook-form button');
+  await page.waitForSelector('#webhooks code');
+  assert.match((await page.textContent('#webhooks')) ?? '', /video\.ready, video\.failed/);
+  if (broken.statusCode === 202) {
+    // The queue panel's retry runs the failed job again; it fails again, and the subscription gets video.failed
+    // (to a URL that answers 404, so the delivery is listed as retrying with its status).
+    await page.click('#failed button');
+    for (const end = Date.now() + 60_000; Date.now() < end && !(await page.$('#webhooks .delivery')); await page.waitForTimeout(500)) {
+      await page.click('#queue-refresh');
+    }
+    const row = (await page.textContent('#webhooks .delivery')) ?? '';
+    t.diagnostic(`delivery row: ${row}`);
+    assert.match(row, /^video\.failed · (pending|retrying|failed)/);
+  }
 
   await page.screenshot({ path: path.join(ROOT, 'docs', 'ui.png'), fullPage: true });
   assert.deepEqual(errors, [], 'no script errors on the page');
