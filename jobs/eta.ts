@@ -5,9 +5,8 @@
  *
  * Why a line and not one rate: a job has fixed costs (ffmpeg start, ONNX session warm-up, store write) that a pure
  * seconds-per-video-second rate spreads over the clip, so a rate learned on short clips overstates a long one (it
- * was 2.4x too high on a 60 s clip). The seed is the bench's 720p run (bench/results/ingest.json) and counts as
- * SEED_WEIGHT jobs forever, which gives the first job an ETA and keeps the fit defined while every job seen has had
- * the same duration.
+ * was 2.4x too high on a 60 s clip). The seed is the bench's 720p run (bench/results/ingest.json): the first job's
+ * ETA, a prior worth SEED_WEIGHT jobs in the fit, and the line's shape while every job seen has had one duration.
  */
 import type { Redis } from 'ioredis';
 import { INGEST_STAGES, type IngestStage } from '../src/queue/index.ts';
@@ -53,8 +52,21 @@ interface Sums {
   xy: number;
 }
 
-/** The fitted line of one stage from its sums plus the seed's points; slope and intercept kept >= 0. */
+/**
+ * The fitted line of one stage from its sums plus the seed's points; slope and intercept kept >= 0. Jobs that have
+ * all had (nearly) one duration say nothing about the slope: then the seed's line is scaled to pass through them
+ * (same shape, this machine's speed).
+ */
 export function fitStage(observed: Sums, seed: { fixed: number; perS: number }): { fixed: number; perS: number } {
+  if (observed.w > 0) {
+    const meanX = observed.x / observed.w;
+    const varX = observed.xx / observed.w - meanX * meanX;
+    const atMean = seed.fixed + seed.perS * meanX;
+    if (varX < 1 && atMean > 0) {
+      const scale = observed.y / observed.w / atMean;
+      return { fixed: seed.fixed * scale, perS: seed.perS * scale };
+    }
+  }
   const s = { ...observed };
   for (const x of SEED_AT) {
     const y = seed.fixed + seed.perS * x;
