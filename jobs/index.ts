@@ -5,14 +5,16 @@
  */
 import { makeIngestProcessor, type IngestDeps } from './ingest.ts';
 import { makeUserVectorProcessor, type UserVectorDeps } from './user-vector.ts';
+import { makeWebhookProcessor, type WebhookDeps } from './webhook.ts';
 import type { Handlers } from './worker.ts';
 
 /** What the processors use, all together. */
-export type JobDeps = IngestDeps & UserVectorDeps;
+export type JobDeps = IngestDeps & UserVectorDeps & WebhookDeps;
 
 export function makeHandlers(deps: JobDeps): Handlers {
   return {
     ingest: makeIngestProcessor(deps),
     'user-vector': makeUserVectorProcessor(deps),
+    webhook: makeWebhookProcessor(deps),
   };
 }

@@ -18,6 +18,9 @@ import type { IngestData, IngestStage } from '../src/queue/index.ts';
 import type { VideoFiles } from '../src/videos/files.ts';
 import { probe, extractFrames, extractAudio, segmentAudio, posterFrame } from '../src/media/index.ts';
 import { fuseSegment, fuseVideo, type FusedVideo } from '../src/fusion/index.ts';
+import type { ItemObservation } from '../src/metrics/worker.ts';
+import type { EtaModel } from './eta.ts';
+import type { WebhookEmitter, WebhookEvent } from '../src/webhooks/index.ts';
 
 export interface IngestDeps {
   config: { media: { limits: MediaLimits } };
@@ -31,6 +34,12 @@ export interface IngestDeps {
    * metrics may listen here too.
    */
   onStage?: (stage: IngestStage, videoId: string) => Promise<void> | void;
+  /** Sees each item once fused, before it is written (embedding-health metrics, src/metrics/worker.ts). */
+  observeItem?: (o: ItemObservation) => Promise<void>;
+  /** Learned stage times for progress and ETA (jobs/eta.ts); without it, the seed alone. */
+  eta?: EtaModel;
+  /** Tells webhook subscribers a video is ready or failed (src/webhooks); only enqueues, never waits on a receiver. */
+  webhooks?: WebhookEmitter;
 }
 
 /** What every stage may read. */
@@ -39,6 +48,8 @@ export interface IngestContext {
   readonly data: IngestData;
   /** Aborted when the run has timed out: the run stops at the next stage and writes nothing more. */
   readonly signal: AbortSignal;
+  /** How far the running stage is, 0..1 (frames decoded, segments encoded); throttled by the caller. */
+  readonly progress?: (fraction: number) => void;
 }
 
 /** Thrown by a stage that finds the video deleted: the run stops, keeps nothing, and completes as skipped. */
@@ -112,6 +123,7 @@ export async function extractStage(ctx: IngestContext, info: ProbeResult): Promi
         resize: vp.resize,
         durationS: info.durationS,
         ...bounds,
+        ...(ctx.progress ? { onFrame: (seen: number, expected: number) => ctx.progress!(seen / expected) } : {}),
       },
       videoId,
     ),
@@ -124,15 +136,29 @@ export async function extractStage(ctx: IngestContext, info: ProbeResult): Promi
   return { segments, pcm, posterPath };
 }
 
+/** Segments the towers encode between two progress reports (a few ONNX batches' worth at most). */
+const ENCODE_CHUNK = 8;
+
 /** Runs the towers: frames and audio per segment, and the record's text (read now, so an edit is seen). */
 export async function encodeStage(ctx: IngestContext, media: Extracted): Promise<Encoded> {
   const { encoders } = ctx.deps;
   const rec = await current(ctx);
   const ap = encoders.generation.preprocessing.audio;
-  const video = await encoders.encodeFrames(media.segments);
-  const audio = media.pcm
-    ? await encoders.encodeAudio(segmentAudio(media.pcm, ap.sample_rate, ap.segment_seconds, media.segments.length))
-    : null;
+  const clips = media.pcm ? segmentAudio(media.pcm, ap.sample_rate, ap.segment_seconds, media.segments.length) : null;
+  const work = media.segments.length + (clips?.length ?? 0);
+  let done = 0;
+  const chunked = async <T>(items: T[], encode: (slice: T[]) => Promise<Float32Array[]>): Promise<Float32Array[]> => {
+    const out: Float32Array[] = [];
+    for (let i = 0; i < items.length; i += ENCODE_CHUNK) {
+      const slice = items.slice(i, i + ENCODE_CHUNK);
+      out.push(...(await encode(slice)));
+      done += slice.length;
+      ctx.progress?.(done / work);
+    }
+    return out;
+  };
+  const video = await chunked(media.segments, (s) => encoders.encodeFrames(s));
+  const audio = clips ? await chunked(clips, (c) => encoders.encodeAudio(c)) : null;
   const text = itemText(rec);
   return { video, audio, text: text ? (await encoders.encodeText([text]))[0] : undefined };
 }
@@ -206,4 +232,11 @@ export async function cleanupStage(ctx: IngestContext, rec: VideoRecord, fused: 
   // Deleted after the vectors were written: the DELETE removes them itself (it deletes the record first).
   if (!ready) throw new VideoDeleted(videoId);
   await catalog.markReady(videoId, rec.uploadedAt);
+}
+
+/** Emits a webhook event; a failure to enqueue it is logged and never fails the ingest. */
+export async function notify(deps: IngestDeps, event: WebhookEvent, data: Record<string, unknown>): Promise<void> {
+  await deps.webhooks?.emit(event, data).catch((err: unknown) => {
+    deps.log.warn({ event, err: err instanceof Error ? err.message : String(err) }, 'webhook emit failed');
+  });
 }

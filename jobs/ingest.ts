@@ -21,35 +21,49 @@ import {
   encodeStage,
   extractStage,
   fuseStage,
+  notify,
   probeStage,
   upsertStage,
+  type Encoded,
+  type Fused,
   type IngestContext,
   type IngestDeps,
 } from './ingest-stages.ts';
 import { JOB_POLICY } from './policy.ts';
+import { EtaModel, type StageSeconds } from './eta.ts';
 
 export type { IngestDeps } from './ingest-stages.ts';
 
-/** Share of the whole job each stage is expected to take, for progress %; measured on the bench clips. */
-const STAGE_WEIGHT: Record<IngestStage, number> = { probe: 2, extract: 38, encode: 50, fuse: 1, upsert: 7, cleanup: 2 };
+/** Least time between two progress reports within a stage, ms: a report is a Redis write and an event. */
+const PROGRESS_EVERY_MS = 50;
 
-/** Times the stages, reports progress and ETA as each begins, and stops a run that has timed out. */
+/**
+ * Times the stages and reports progress and ETA: as each stage begins and, throttled, as the stages report how far
+ * they are (frames decoded, segments encoded). Percent and ETA come from the learned per-stage times for this video's
+ * duration (jobs/eta.ts), so they move in proportion to where the time actually goes. Stops a run that has timed out.
+ */
 class StageClock {
   readonly times = Object.fromEntries(INGEST_STAGES.map((s) => [s, 0])) as Record<IngestStage, number>;
-  /** The probed duration, once known: ETA = duration x measured seconds per video second x work left. */
-  durationS = 0;
   #t = performance.now();
   #stage: IngestStage = 'probe';
+  /** Predicted seconds per stage, once the duration is known. */
+  #plan: StageSeconds | null = null;
+  #lastReport = 0;
+  #lastPercent = -1;
+  #reports: Promise<unknown> = Promise.resolve();
   readonly #job: Job;
-  readonly #rate: number | null;
   readonly #signal: AbortSignal;
   readonly #onStage: (stage: IngestStage) => Promise<void> | void;
 
-  constructor(job: Job, rate: number | null, signal: AbortSignal, onStage: (stage: IngestStage) => Promise<void> | void) {
+  constructor(job: Job, signal: AbortSignal, onStage: (stage: IngestStage) => Promise<void> | void) {
     this.#job = job;
-    this.#rate = rate;
     this.#signal = signal;
     this.#onStage = onStage;
+  }
+
+  /** The predicted seconds per stage for this video: from now on progress has weights and an ETA. */
+  plan(predicted: StageSeconds): void {
+    this.#plan = predicted;
   }
 
   /** Every stage starts here: a run that has timed out stops at the next stage and writes nothing more. */
@@ -57,10 +71,35 @@ class StageClock {
     this.#signal.throwIfAborted();
     this.#lap();
     this.#stage = stage;
-    const done = INGEST_STAGES.slice(0, INGEST_STAGES.indexOf(stage)).reduce((a, s) => a + STAGE_WEIGHT[s], 0);
-    const etaS = this.durationS && this.#rate ? Math.round(this.durationS * this.#rate * (1 - done / 100)) : null;
-    await this.#job.updateProgress({ stage, percent: Math.round(done), etaS } satisfies JobProgress);
+    this.#report(0, true);
+    await this.#reports;
     await this.#onStage(stage);
+  }
+
+  /** How far the current stage is, 0..1; reported at most every PROGRESS_EVERY_MS and only when the percent moves. */
+  readonly within = (fraction: number): void => {
+    if (performance.now() - this.#lastReport < PROGRESS_EVERY_MS) return;
+    this.#report(Math.min(1, Math.max(0, fraction)), false);
+  };
+
+  #report(fraction: number, always: boolean): void {
+    const p = this.#progress(fraction);
+    if (!always && p.percent === this.#lastPercent) return;
+    this.#lastPercent = p.percent;
+    this.#lastReport = performance.now();
+    // Chained, so reports land in order; a failed write is not worth failing the job for.
+    this.#reports = this.#reports.then(() => this.#job.updateProgress(p).catch(() => undefined));
+  }
+
+  #progress(fraction: number): JobProgress {
+    const plan = this.#plan;
+    if (!plan) return { stage: this.#stage, percent: 0, etaS: null };
+    const at = INGEST_STAGES.indexOf(this.#stage);
+    const total = INGEST_STAGES.reduce((a, s) => a + plan[s], 0);
+    const done = INGEST_STAGES.slice(0, at).reduce((a, s) => a + plan[s], 0) + plan[this.#stage] * fraction;
+    // One decimal: at ~1 s per video minute, whole seconds would sit at 0 or 1 for most of a short job.
+    const etaS = Math.round(Math.max(0, total - done) * 10) / 10;
+    return { stage: this.#stage, percent: Math.min(99, Math.floor((100 * done) / total)), etaS };
   }
 
   #lap(): void {
@@ -69,8 +108,9 @@ class StageClock {
     this.#t = now;
   }
 
-  finish(): Record<IngestStage, number> {
+  async finish(): Promise<Record<IngestStage, number>> {
     this.#lap();
+    await this.#reports;
     return this.times;
   }
 }
@@ -107,6 +147,7 @@ export function makeIngestProcessor(deps: IngestDeps) {
       const finalTry = out instanceof UnrecoverableError || job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
       deps.log.warn({ videoId, jobId: job.id, err: out.message, finalTry }, 'ingest failed');
       if (finalTry) await failVideo(deps, job.data, out.message, out instanceof UnrecoverableError);
+      if (finalTry) await notify(deps, 'video.failed', { videoId, jobId: job.id, error: parseJobError(out.message) });
       throw out;
     }
   };
@@ -123,28 +164,41 @@ async function failVideo(deps: IngestDeps, data: IngestData, reason: string, poi
   if (poison && rec) await deps.files.removeUpload(data.uploadPath);
 }
 
+/** Hands the fused item to the metrics; a metrics failure is logged, never fails the ingest. */
+async function observe(deps: IngestDeps, encoded: Encoded, fused: Fused): Promise<void> {
+  if (!deps.observeItem) return;
+  const { item } = fused;
+  const expected = (['video', 'audio', 'text'] as const).filter((m) => deps.encoders.has(m));
+  const stored = Object.fromEntries(item.modalities.map((m) => [m, item[m]!]));
+  await deps.observeItem({ video: encoded.video, audio: encoded.audio, text: encoded.text, stored, expected }).catch((err: unknown) => {
+    deps.log.warn({ err: err instanceof Error ? err.message : String(err) }, 'item metrics failed');
+  });
+}
+
 async function runIngest(deps: IngestDeps, job: Job<IngestData>, signal: AbortSignal): Promise<IngestResult> {
   const { videoId } = job.data;
-  const ctx: IngestContext = { deps, data: job.data, signal };
-  const clock = new StageClock(job, await deps.catalog.rate(), signal, (stage) => deps.onStage?.(stage, videoId));
+  const clock = new StageClock(job, signal, (stage) => deps.onStage?.(stage, videoId));
+  const ctx: IngestContext = { deps, data: job.data, signal, progress: clock.within };
+  const eta = deps.eta ?? new EtaModel(undefined, '');
   try {
     await clock.enter('probe');
     const info = await probeStage(ctx);
-    clock.durationS = info.durationS;
+    clock.plan(await eta.predict(info.durationS));
     await clock.enter('extract');
     const media = await extractStage(ctx, info);
     await clock.enter('encode');
     const encoded = await encodeStage(ctx, media);
     await clock.enter('fuse');
     const fused = fuseStage(ctx, media, encoded);
+    await observe(deps, encoded, fused);
     await clock.enter('upsert');
     const rec = await upsertStage(ctx, info, fused);
     await clock.enter('cleanup');
     await cleanupStage(ctx, rec, fused, media.posterPath);
-    const stages = clock.finish();
-    const total = Object.values(stages).reduce((a, b) => a + b, 0);
-    if (info.durationS > 0) await deps.catalog.recordRate(total / info.durationS);
+    const stages = await clock.finish();
+    await eta.learn(info.durationS, stages).catch((err: unknown) => deps.log.warn({ err, videoId }, 'learning the ETA failed'));
     await job.updateProgress({ stage: 'cleanup', percent: 100, etaS: 0 } satisfies JobProgress);
+    await notify(deps, 'video.ready', { videoId, jobId: job.id, modalities: fused.item.modalities, durationS: info.durationS });
     return { videoId, segments: media.segments.length, modalities: fused.item.modalities, durationS: info.durationS, stages };
   } catch (err) {
     // A stage can also fail because the DELETE pulled the upload from under ffmpeg: that is a deletion too.
@@ -152,6 +206,6 @@ async function runIngest(deps: IngestDeps, job: Job<IngestData>, signal: AbortSi
     if (!gone) throw err;
     // The DELETE removed the record, the vectors and the upload; a poster written after it is this run's to remove.
     await deps.files.removePoster(videoId);
-    return { videoId, segments: 0, modalities: [], durationS: 0, stages: clock.finish(), skipped: 'deleted' };
+    return { videoId, segments: 0, modalities: [], durationS: 0, stages: await clock.finish(), skipped: 'deleted' };
   }
 }

@@ -53,6 +53,18 @@ export const JOB_POLICY = {
     keepCompleted: { age: 60, count: 100 },
     keepFailed: { age: 7 * 86_400, count: 1_000 },
   },
+  // One try of one webhook delivery (src/webhooks): retries at 2, 4, 8 ... 128 s cover a receiver down ~4 minutes.
+  webhook: {
+    queue: 'webhook',
+    attempts: 8,
+    backoffMs: 2_000,
+    timeoutMs: 60_000,
+    concurrency: 8,
+    lockMs: 30_000,
+    maxStalledCount: 2,
+    keepCompleted: { age: 86_400, count: 10_000 },
+    keepFailed: { age: 7 * 86_400, count: 10_000 },
+  },
 } as const satisfies Record<string, JobPolicy>;
 
 export type JobType = keyof typeof JOB_POLICY;

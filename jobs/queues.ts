@@ -7,7 +7,17 @@ import { Queue } from 'bullmq';
 import { AppError } from '../src/errors/index.ts';
 import type { Config } from '../src/config/index.ts';
 import type { Logger } from '../src/log.ts';
-import type { IngestData, IngestJobView, IngestResult, JobCounts, JobProgress, JobQueue, JobState } from '../src/queue/index.ts';
+import { parseJobError } from '../src/queue/index.ts';
+import type {
+  FailedJobView,
+  IngestData,
+  IngestJobView,
+  IngestResult,
+  JobCounts,
+  JobProgress,
+  JobQueue,
+  JobState,
+} from '../src/queue/index.ts';
 import { JOB_POLICY, JOB_TYPES, jobOptions, type EnqueueKey, type JobType } from './policy.ts';
 
 /** A Redis connection for BullMQ (blocking commands need maxRetriesPerRequest: null). */
@@ -97,6 +107,32 @@ export class BullJobQueue implements JobQueue {
     const out: Record<string, JobCounts> = {};
     for (const type of JOB_TYPES) out[type] = await this.#queues[type].getJobCounts(...COUNTED_STATES);
     return out;
+  }
+
+  async failed(limit: number): Promise<FailedJobView[]> {
+    const out: FailedJobView[] = [];
+    for (const type of JOB_TYPES) {
+      for (const job of await this.#queues[type].getFailed(0, limit - 1)) {
+        const videoId = (job.data as { videoId?: string } | undefined)?.videoId;
+        out.push({
+          type,
+          id: job.id!,
+          ...(videoId ? { videoId } : {}),
+          error: parseJobError(job.failedReason) ?? { code: 'INTERNAL', message: 'no reason recorded' },
+          attempts: job.attemptsMade,
+          failedAt: job.finishedOn,
+        });
+      }
+    }
+    return out.sort((a, b) => (b.failedAt ?? 0) - (a.failedAt ?? 0)).slice(0, limit);
+  }
+
+  async retry(type: string, jobId: string): Promise<boolean> {
+    if (!(JOB_TYPES as readonly string[]).includes(type)) return false;
+    const job = await this.#queues[type as JobType].getJob(jobId);
+    if (!job || !(await job.isFailed())) return false;
+    await job.retry('failed');
+    return true;
   }
 
   async ping(): Promise<void> {

@@ -17,7 +17,11 @@ import { EventLog } from './users/events.ts';
 import { VideoFiles } from './videos/files.ts';
 import { BullJobQueue, connect, pingRedis } from '../jobs/queues.ts';
 import { makeHandlers, type JobDeps } from '../jobs/index.ts';
-import { startWorkers, type RunningWorkers } from '../jobs/worker.ts';
+import { EtaModel } from '../jobs/eta.ts';
+import { startWorkers, workerName, type RunningWorkers } from '../jobs/worker.ts';
+import { EmbeddingHealth } from './metrics/embedding.ts';
+import { Webhooks } from './webhooks/index.ts';
+import { WorkerMetrics, type ItemObservation } from './metrics/worker.ts';
 
 export interface Runtime {
   config: Config;
@@ -30,6 +34,10 @@ export interface Runtime {
   jobs: BullJobQueue;
   events: EventLog;
   files: VideoFiles;
+  /** Webhook subscriptions and deliveries (src/webhooks). */
+  webhooks: Webhooks;
+  /** Embedding drift against the generation's reference (src/metrics/embedding.ts). */
+  health: EmbeddingHealth;
   /** Closes everything, in order, each step even if one before it failed. */
   close(): Promise<void>;
 }
@@ -80,6 +88,13 @@ export async function createRuntime(opts: RuntimeOptions): Promise<Runtime> {
     await store.open({ name: encoders.generation.name, dim: encoders.generation.dim });
     const jobs = new BullJobQueue(redis, config.redis.prefix, log);
     closers.push(['queues', () => jobs.close()]);
+    const webhooks = new Webhooks(redis, config.redis.prefix, {
+      ...config.webhooks,
+      enqueue: (deliveryId) => jobs.enqueue('webhook', { deliveryId }, { jobId: deliveryId }),
+    });
+    await webhooks
+      .noteGeneration(encoders.generation.name)
+      .catch((err: unknown) => log.warn({ err }, 'generation.switched webhook failed'));
     log.info(
       { generation: encoders.generation.name, dim: encoders.generation.dim, store: config.store.qdrant ? 'qdrant' : 'embedded' },
       'runtime ready',
@@ -94,6 +109,14 @@ export async function createRuntime(opts: RuntimeOptions): Promise<Runtime> {
       jobs,
       events: new EventLog(redis, config.redis.prefix),
       files: new VideoFiles(config.dataDir, config.server.maxUploadBytes),
+      webhooks,
+      health: new EmbeddingHealth(redis, config.redis.prefix, {
+        generation: encoders.generation.name,
+        generationDir: config.models.generationDir,
+        storeDir: config.store.embedded.dataDir,
+        referenceItems: config.metrics.referenceItems,
+        window: config.metrics.driftWindow,
+      }),
       close,
     };
   } catch (err) {
@@ -111,5 +134,24 @@ export function startRuntimeWorkers(
   opts: { stalledIntervalMs?: number; lockMs?: number; override?: Partial<JobDeps> } = {},
 ): RunningWorkers {
   const { override, ...timing } = opts;
-  return startWorkers(rt.config, rt.redis, makeHandlers({ ...rt, ...override }), rt.log, timing);
+  const metrics = new WorkerMetrics(rt.redis, rt.config.redis.prefix, workerName(), {
+    publishMs: rt.config.metrics.publishMs,
+    health: rt.health,
+  });
+  const observeItem = (o: ItemObservation) => metrics.observeItem(o);
+  const running = startWorkers(
+    rt.config,
+    rt.redis,
+    makeHandlers({ ...rt, observeItem, eta: new EtaModel(rt.redis, rt.config.redis.prefix), ...override }),
+    rt.log,
+    timing,
+  );
+  metrics.attach(running.workers);
+  return {
+    workers: running.workers,
+    close: async () => {
+      await running.close();
+      await metrics.close();
+    },
+  };
 }

@@ -78,17 +78,4 @@ export class Catalog {
   async newest(n: number): Promise<string[]> {
     return this.#redis.zrevrange(this.#freshKey, '0', String(n - 1));
   }
-
-  /** Exponential moving average of wall seconds of processing per second of video, for job ETAs. */
-  async recordRate(secondsPerVideoSecond: number): Promise<void> {
-    const key = `${this.#prefix}:stats:ingest-rate`;
-    const prev = Number(await this.#redis.get(key));
-    const next = Number.isFinite(prev) && prev > 0 ? 0.8 * prev + 0.2 * secondsPerVideoSecond : secondsPerVideoSecond;
-    await this.#redis.set(key, String(next));
-  }
-
-  async rate(): Promise<number | null> {
-    const v = Number(await this.#redis.get(`${this.#prefix}:stats:ingest-rate`));
-    return Number.isFinite(v) && v > 0 ? v : null;
-  }
 }

@@ -59,6 +59,25 @@ export interface Config {
     /** Overrides every job type's lock duration from the policy table, ms. @defaultValue unset (MONTAGE_LOCK_MS) */
     lockMs: number | undefined;
   };
+  /** Metrics (GET /metrics) and embedding health; README "Metrics". */
+  metrics: {
+    /** How often a worker publishes its metrics snapshot to Redis, ms. @defaultValue 5000 (MONTAGE_METRICS_PUBLISH_MS) */
+    publishMs: number;
+    /**
+     * Items the drift reference averages when the generation has no exported reference.json: the first N stored.
+     * @defaultValue 100 (MONTAGE_METRICS_REFERENCE_ITEMS)
+     */
+    referenceItems: number;
+    /** Recently stored items per modality whose mean is compared with the reference. @defaultValue 500 (MONTAGE_METRICS_DRIFT_WINDOW) */
+    driftWindow: number;
+  };
+  /** Webhook deliveries; README "Operations: webhooks". */
+  webhooks: {
+    /** Let subscriptions reach loopback and private addresses (tests, a receiver on the same host). @defaultValue false (MONTAGE_WEBHOOK_ALLOW_PRIVATE) */
+    allowPrivate: boolean;
+    /** A try that gets no answer in this long fails (and is retried), ms. @defaultValue 10000 (MONTAGE_WEBHOOK_TIMEOUT_MS) */
+    timeoutMs: number;
+  };
   /** @defaultValue 'info' (LOG_LEVEL) */
   logLevel: string;
 }
@@ -122,6 +141,14 @@ function oneOf<T extends string>(env: Env, key: string, dflt: T, allowed: readon
     throw new AppError('CONFIG_INVALID', `${key}=${JSON.stringify(raw)} must be one of ${allowed.join(', ')}`);
   }
   return raw as T;
+}
+
+function bool(env: Env, key: string, dflt: boolean): boolean {
+  const raw = env[key];
+  if (raw === undefined || raw === '') return dflt;
+  if (['1', 'true', 'yes'].includes(raw)) return true;
+  if (['0', 'false', 'no'].includes(raw)) return false;
+  throw new AppError('CONFIG_INVALID', `${key}=${JSON.stringify(raw)} must be true or false`);
 }
 
 function url(env: Env, key: string, dflt: string | undefined): string | undefined {
@@ -222,6 +249,15 @@ export function loadConfig(env: Env = process.env): Config {
       ingestConcurrency: int(env, 'MONTAGE_INGEST_CONCURRENCY', 1, 1, 64),
       stalledIntervalMs: int(env, 'MONTAGE_STALLED_INTERVAL_MS', 30_000, 50, 3_600_000),
       lockMs: env.MONTAGE_LOCK_MS ? int(env, 'MONTAGE_LOCK_MS', 0, 500, 3_600_000) : undefined,
+    },
+    metrics: {
+      publishMs: int(env, 'MONTAGE_METRICS_PUBLISH_MS', 5000, 100, 3_600_000),
+      referenceItems: int(env, 'MONTAGE_METRICS_REFERENCE_ITEMS', 100, 1, 100_000),
+      driftWindow: int(env, 'MONTAGE_METRICS_DRIFT_WINDOW', 500, 1, 100_000),
+    },
+    webhooks: {
+      allowPrivate: bool(env, 'MONTAGE_WEBHOOK_ALLOW_PRIVATE', false),
+      timeoutMs: int(env, 'MONTAGE_WEBHOOK_TIMEOUT_MS', 10_000, 100, 600_000),
     },
     logLevel: oneOf(env, 'LOG_LEVEL', 'info', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const),
   };

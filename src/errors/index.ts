@@ -26,6 +26,10 @@ export const ERRORS = {
   VIDEO_NOT_FOUND: { status: 404, retry: false, message: 'No video with that id.' },
   JOB_NOT_FOUND: { status: 404, retry: false, message: 'No job with that id.' },
   USER_NOT_FOUND: { status: 404, retry: false, message: 'No user with that id.' },
+  // webhooks
+  WEBHOOK_NOT_FOUND: { status: 404, retry: false, message: 'No webhook subscription with that id.' },
+  WEBHOOK_URL_REFUSED: { status: 400, retry: false, message: 'The webhook URL is not one deliveries may go to.' },
+  WEBHOOK_DELIVERY_FAILED: { status: 502, retry: true, message: 'The webhook receiver did not accept the delivery.' },
   // models and store
   MODEL_INVALID: { status: 500, retry: false, message: 'The model generation is invalid.' },
   GENERATION_MISMATCH: { status: 500, retry: false, message: 'The store and the configured generation disagree.' },

@@ -15,8 +15,12 @@ import { fileInput, hardenedInputArgs } from './limits.ts';
 import { startFfmpeg } from './run.ts';
 import type { FrameOptions, MediaBounds, SegmentFrames } from './types.ts';
 
-/** FrameOptions plus how the run is bounded (deadline, `-format_whitelist`). */
-export type ExtractFrameOptions = FrameOptions & MediaBounds;
+/** FrameOptions plus how the run is bounded (deadline, `-format_whitelist`), and who hears of each frame. */
+export type ExtractFrameOptions = FrameOptions &
+  MediaBounds & {
+    /** Called as each frame arrives, with the frames seen and the frames the probed duration promises (progress). */
+    onFrame?: (seen: number, expected: number) => void;
+  };
 
 export interface SegmentPlan {
   /** Seconds between two samples: segmentSeconds / framesPerSegment. */
@@ -111,8 +115,11 @@ export async function* iterateSegments(file: string, opts: ExtractFrameOptions, 
   let frames: Uint8Array[] = [];
   let index = 0;
   let finished = false;
+  let seen = 0;
+  const expected = planSegments(opts.durationS, seg, T).samples;
   try {
     for await (const frame of cutFrames(run.stdout!, frameBytes)) {
+      opts.onFrame?.(++seen, expected);
       frames.push(frame);
       if (frames.length < T) continue;
       yield makeSegment(index++, frames);

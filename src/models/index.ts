@@ -121,6 +121,10 @@ class OnnxEncoders implements LoadedEncoders {
     });
   }
 
+  async unknownWordShare(text: string): Promise<number> {
+    return (await this.#loadTokenizer()).unknownShare(text);
+  }
+
   #loadTokenizer(): Promise<TextTokenizer> {
     this.#tokenizer ??= loadTokenizer(this.manifest.dir, this.generation.preprocessing.text.max_length).catch((err: unknown) => {
       this.#tokenizer = undefined; // a later call may retry (for example after the folder is restored)

@@ -17,6 +17,8 @@ export interface TokenBatch {
 
 export interface TextTokenizer {
   encode(texts: string[]): TokenBatch;
+  /** Share of the text's tokens (special tokens aside) that are the unknown token; 0 for a text with no tokens. */
+  unknownShare(text: string): number;
 }
 
 // env is process-wide and from_pretrained reads localModelPath while it loads: one load at a time.
@@ -57,6 +59,11 @@ export async function loadTokenizer(dir: string, maxLength: number): Promise<Tex
         attentionMask: pack(enc.attention_mask, maxLength),
         dims: [texts.length, maxLength],
       };
+    },
+    unknownShare(text) {
+      const unk = (tokenizer as unknown as { unk_token_id?: number }).unk_token_id;
+      const ids = tokenizer.encode(text, { add_special_tokens: false });
+      return unk === undefined || ids.length === 0 ? 0 : ids.filter((id) => id === unk).length / ids.length;
     },
   };
 }

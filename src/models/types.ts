@@ -65,6 +65,8 @@ export interface Encoders {
   /** PCM mono float32 at `sample_rate`, one array per segment (padded or cut to `samples`). */
   encodeAudio(segments: Float32Array[]): Promise<Float32Array[]>;
   encodeText(texts: string[]): Promise<Float32Array[]>;
+  /** Share of a text's words the text tokenizer does not know (its unknown token), in [0, 1]. */
+  unknownWordShare(text: string): Promise<number>;
   /** User vectors in the behaviour space. Throws TOWER_MISSING when there is no user tower. */
   encodeUsers(histories: UserHistory[]): Promise<Float32Array[]>;
   /** Content vector (joint space) -> the item's vector in the behaviour space. */

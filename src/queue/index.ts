@@ -82,6 +82,21 @@ export interface JobQueue {
   counts(): Promise<Record<string, JobCounts>>;
   /** Throws QUEUE_UNAVAILABLE when the queue's Redis does not answer. */
   ping(): Promise<void>;
+  /** The newest failed jobs of every type, newest first (the web page's queue panel). */
+  failed?(limit: number): Promise<FailedJobView[]>;
+  /** Runs a failed job again; false when there is no failed job of that type and id. */
+  retry?(type: string, jobId: string): Promise<boolean>;
+}
+
+/** A failed job as the queue panel shows it. */
+export interface FailedJobView {
+  type: string;
+  id: string;
+  videoId?: string;
+  error: { code: string; message: string };
+  attempts: number;
+  /** Unix milliseconds. */
+  failedAt: number | undefined;
 }
 
 /** The `CODE: message` form a failed job carries as its reason: written by the worker, read back by parseJobError. */

@@ -22,6 +22,13 @@ import { videoRoutes } from './routes/videos.ts';
 import { jobRoutes } from './routes/jobs.ts';
 import { healthRoutes } from './routes/health.ts';
 import { searchRoutes } from './routes/search.ts';
+import type { Redis } from 'ioredis';
+import { installMetrics } from '../metrics/api.ts';
+import type { EmbeddingHealth } from '../metrics/embedding.ts';
+import type { Webhooks } from '../webhooks/index.ts';
+import { webhookRoutes } from './routes/webhooks.ts';
+import { opsRoutes } from './routes/ops.ts';
+import { uiRoutes } from './routes/ui.ts';
 
 /** What the routes use (src/runtime.ts builds it; tests may build their own). */
 export interface AppDeps {
@@ -33,6 +40,11 @@ export interface AppDeps {
   jobs: JobQueue;
   events: EventLog;
   files: VideoFiles;
+  /** For /metrics: the workers' snapshots and cold-item lookups (src/metrics). */
+  redis?: Redis;
+  health?: EmbeddingHealth;
+  /** Webhook subscriptions (src/webhooks); the /v1/webhooks routes answer INTERNAL without it. */
+  webhooks?: Webhooks;
 }
 
 /** The API's JSON Schemas, each with an `$id` that routes reference. */
@@ -94,11 +106,15 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     limits: { fileSize: deps.config.server.maxUploadBytes, files: 1, fields: 32, fieldSize: 64 * 1024, parts: 40 },
   });
 
+  installMetrics(app, { ...deps, prefix: deps.config.redis.prefix });
   await app.register(healthRoutes(deps));
   await app.register(videoRoutes(deps));
   await app.register(jobRoutes(deps));
   await app.register(searchRoutes(deps));
   await app.register(userRoutes(deps));
+  await app.register(webhookRoutes(deps));
+  await app.register(opsRoutes(deps));
+  await app.register(uiRoutes());
   return app;
 }
 
