@@ -16,7 +16,7 @@ import { setFfmpegPath, setFfprobePath } from './media/index.ts';
 import { EventLog } from './users/events.ts';
 import { VideoFiles } from './videos/files.ts';
 import { BullJobQueue, connect, pingRedis } from '../jobs/queues.ts';
-import { makeHandlers, type JobDeps } from '../jobs/index.ts';
+import { makeFailedHooks, makeHandlers, type JobDeps } from '../jobs/index.ts';
 import { startWorkers, type RunningWorkers } from '../jobs/worker.ts';
 
 export interface Runtime {
@@ -111,5 +111,6 @@ export function startRuntimeWorkers(
   opts: { stalledIntervalMs?: number; lockMs?: number; override?: Partial<JobDeps> } = {},
 ): RunningWorkers {
   const { override, ...timing } = opts;
-  return startWorkers(rt.config, rt.redis, makeHandlers({ ...rt, ...override }), rt.log, timing);
+  const deps = { ...rt, ...override };
+  return startWorkers(rt.config, rt.redis, makeHandlers(deps), rt.log, { ...timing, onFailed: makeFailedHooks(deps) });
 }

@@ -32,6 +32,9 @@ export const ERRORS = {
   TOWER_MISSING: { status: 501, retry: false, message: 'The generation has no tower for this modality.' },
   STORE_UNAVAILABLE: { status: 503, retry: true, message: 'The vector store is unavailable.' },
   QUEUE_UNAVAILABLE: { status: 503, retry: true, message: 'The job queue is unavailable.' },
+  // jobs that ended without their processor saying why
+  JOB_STALLED: { status: 500, retry: true, message: 'The job was abandoned by its worker (crashed or killed) more times than allowed.' },
+  JOB_LOST: { status: 500, retry: true, message: 'The job of a queued video no longer exists (the queue lost it).' },
   CONFIG_INVALID: { status: 500, retry: false, message: 'The configuration is invalid.' },
   INTERNAL: { status: 500, retry: true, message: 'Internal error.' },
 } as const satisfies Record<string, { status: number; retry: boolean; message: string }>;

@@ -3,7 +3,15 @@ import { createReadStream } from 'node:fs';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { AppError } from '../../errors/index.ts';
 import type { VideoRecord } from '../../catalog/index.ts';
-import { admitVideo, deleteVideo, discardUpload, videoService, type VideoFields, type VideoServiceDeps } from '../../videos/service.ts';
+import {
+  admitVideo,
+  deleteVideo,
+  discardUpload,
+  getVideo,
+  videoService,
+  type VideoFields,
+  type VideoServiceDeps,
+} from '../../videos/service.ts';
 import type { StoredUpload } from '../../videos/files.ts';
 import type { AppDeps } from '../app.ts';
 
@@ -111,11 +119,7 @@ export function videoRoutes(deps: AppDeps) {
           response: { 200: { $ref: 'Video#' }, '4xx': { $ref: 'Error#' } },
         },
       },
-      async (req) => {
-        const rec = await catalog.get(req.params.id);
-        if (!rec) throw new AppError('VIDEO_NOT_FOUND', `no video ${req.params.id}`, { field: 'id' });
-        return toVideoResponse(rec, config.server.publicUrl);
-      },
+      async (req) => toVideoResponse(await getVideo(svc, req.params.id), config.server.publicUrl),
     );
 
     app.get<{ Params: { id: string } }>(
