@@ -15,7 +15,7 @@ import type { Encoders } from './models/types.ts';
 import { setFfmpegPath, setFfprobePath } from './media/index.ts';
 import { EventLog } from './users/events.ts';
 import { VideoFiles } from './videos/files.ts';
-import { BullJobQueue, connect, pingRedis } from '../jobs/queues.ts';
+import { BullJobQueue, connect, pingRedis, redisReady } from '../jobs/queues.ts';
 import { makeFailedHooks, makeHandlers, type JobDeps } from '../jobs/index.ts';
 import { startWorkers, type RunningWorkers } from '../jobs/worker.ts';
 
@@ -74,6 +74,7 @@ export async function createRuntime(opts: RuntimeOptions): Promise<Runtime> {
     }
   };
   try {
+    await redisReady(redis, 5000);
     await pingRedis(redis, 5000);
     const store = await createStore(config.store, { log, autoIndex: opts.buildIndexes ?? true });
     closers.push(['store', () => store.close()]);
@@ -112,5 +113,15 @@ export function startRuntimeWorkers(
 ): RunningWorkers {
   const { override, ...timing } = opts;
   const deps = { ...rt, ...override };
-  return startWorkers(rt.config, rt.redis, makeHandlers(deps), rt.log, { ...timing, onFailed: makeFailedHooks(deps) });
+  // Workers wait on Redis (a blocking fetch, retried for ever): their own connection, not the fail-fast one.
+  const connection = connect(rt.config, 'worker', 'blocking');
+  connection.on('error', (err) => rt.log.error({ err: err.message }, 'redis error (workers)'));
+  const running = startWorkers(rt.config, connection, makeHandlers(deps), rt.log, { ...timing, onFailed: makeFailedHooks(deps) });
+  return {
+    workers: running.workers,
+    close: async () => {
+      await running.close();
+      await connection.quit().catch(() => connection.disconnect());
+    },
+  };
 }

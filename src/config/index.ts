@@ -31,6 +31,12 @@ export interface Config {
     url: string;
     /** BullMQ key prefix; tests use a fresh one per run. @defaultValue 'montage' (MONTAGE_QUEUE_PREFIX) */
     prefix: string;
+    /**
+     * A Redis command of the API and the processors that has no answer after this fails (QUEUE_UNAVAILABLE), and
+     * while Redis is down commands fail at once instead of queueing, so no request waits on a dead connection.
+     * @defaultValue 2000 ms (MONTAGE_REDIS_COMMAND_TIMEOUT_MS)
+     */
+    commandTimeoutMs: number;
   };
   store: StoreConfig;
   models: {
@@ -199,6 +205,7 @@ export function loadConfig(env: Env = process.env): Config {
     redis: {
       url: url(env, 'REDIS_URL', 'redis://127.0.0.1:6379')!,
       prefix: env.MONTAGE_QUEUE_PREFIX || 'montage',
+      commandTimeoutMs: int(env, 'MONTAGE_REDIS_COMMAND_TIMEOUT_MS', 2000, 50, 600_000),
     },
     store: {
       qdrant: qdrantUrl ? { url: qdrantUrl, apiKey: env.QDRANT_API_KEY || undefined } : undefined,

@@ -69,3 +69,13 @@ export function wrap(code: ErrorCode, doing: string, cause: unknown): AppError {
   const why = cause instanceof Error ? cause.message : String(cause);
   return new AppError(code, `${doing} failed: ${why}`, { cause });
 }
+
+/**
+ * Whether an error is a lost or unanswered Redis connection (ioredis' errors while the fail-fast connection is
+ * down or a command timed out): the API answers those as QUEUE_UNAVAILABLE, not as an internal error.
+ */
+export function isConnectionError(err: unknown): boolean {
+  if (!(err instanceof Error)) return false;
+  if (err.name === 'MaxRetriesPerRequestError') return true;
+  return /enableOfflineQueue|Connection is closed|Command timed out|ECONNREFUSED|ECONNRESET|EPIPE|Stream isn't writeable/.test(err.message);
+}

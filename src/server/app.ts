@@ -8,7 +8,7 @@ import Fastify, { type FastifyInstance, type FastifyError, type FastifyBaseLogge
 import multipart from '@fastify/multipart';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
-import { AppError, isAppError } from '../errors/index.ts';
+import { AppError, isAppError, isConnectionError } from '../errors/index.ts';
 import { PROJECT_ROOT, type Config } from '../config/index.ts';
 import type { Logger } from '../log.ts';
 import type { Catalog } from '../catalog/index.ts';
@@ -46,6 +46,8 @@ export function loadApiSchemas(dir = path.join(PROJECT_ROOT, 'schemas', 'api')):
 /** Every error a route can meet, as a catalogue error: the response's code and status come from the catalogue only. */
 function toAppError(err: FastifyError | AppError, maxUploadBytes: number): AppError {
   if (isAppError(err)) return err;
+  if (isConnectionError(err))
+    return new AppError('QUEUE_UNAVAILABLE', 'Redis (the queue, video records and events) is unavailable; retry later', { cause: err });
   if (err.validation) {
     const field = validationField(err);
     return new AppError('INVALID_FIELD', err.message, { ...(field ? { field } : {}), cause: err });

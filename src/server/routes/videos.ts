@@ -105,6 +105,8 @@ export function videoRoutes(deps: AppDeps) {
         },
       },
       async (req, reply) => {
+        // Refused before the body is read: with Redis down no upload could be admitted, so none is streamed to disk.
+        await deps.jobs.ping();
         const { stored, fields } = await readUpload(req, svc);
         return reply.code(202).send(await admitVideo(svc, stored, fields));
       },
