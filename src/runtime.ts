@@ -85,15 +85,16 @@ export async function createRuntime(opts: RuntimeOptions): Promise<Runtime> {
       { generation: encoders.generation.name, dim: encoders.generation.dim, store: config.store.qdrant ? 'qdrant' : 'embedded' },
       'runtime ready',
     );
+    const catalog = new Catalog(redis, config.redis.prefix);
     return {
       config,
       log,
       redis,
-      catalog: new Catalog(redis, config.redis.prefix),
+      catalog,
       store,
       encoders,
       jobs,
-      events: new EventLog(redis, config.redis.prefix),
+      events: new EventLog(redis, config.redis.prefix, catalog, config.users),
       files: new VideoFiles(config.dataDir, config.server.maxUploadBytes),
       close,
     };

@@ -38,7 +38,17 @@ export class Catalog {
   }
 
   #key(videoId: string): string {
+    return this.recordKey(videoId);
+  }
+
+  /** The key of a video's record (the event log takes an event only for a video that has one). */
+  recordKey(videoId: string): string {
     return `${this.#prefix}:video:${videoId}`;
+  }
+
+  /** The sorted set of ready videos by upload time (markReady). */
+  get readyKey(): string {
+    return this.#freshKey;
   }
 
   async get(videoId: string): Promise<VideoRecord | null> {

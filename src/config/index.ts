@@ -65,6 +65,13 @@ export interface Config {
     /** Overrides every job type's lock duration from the policy table, ms. @defaultValue unset (MONTAGE_LOCK_MS) */
     lockMs: number | undefined;
   };
+  /** Per-user state the event log keeps, each capped with the oldest dropped (README "Limits"). */
+  users: {
+    /** Newest engaged items kept per user. @defaultValue 200 (MONTAGE_USER_SEQUENCE_MAX) */
+    sequenceMax: number;
+    /** Newest skipped items kept per user. @defaultValue 1000 (MONTAGE_USER_SKIPS_MAX) */
+    skipsMax: number;
+  };
   /** @defaultValue 'info' (LOG_LEVEL) */
   logLevel: string;
 }
@@ -229,6 +236,10 @@ export function loadConfig(env: Env = process.env): Config {
       ingestConcurrency: int(env, 'MONTAGE_INGEST_CONCURRENCY', 1, 1, 64),
       stalledIntervalMs: int(env, 'MONTAGE_STALLED_INTERVAL_MS', 30_000, 50, 3_600_000),
       lockMs: env.MONTAGE_LOCK_MS ? int(env, 'MONTAGE_LOCK_MS', 0, 500, 3_600_000) : undefined,
+    },
+    users: {
+      sequenceMax: int(env, 'MONTAGE_USER_SEQUENCE_MAX', 200, 1, 100_000),
+      skipsMax: int(env, 'MONTAGE_USER_SKIPS_MAX', 1000, 0, 100_000),
     },
     logLevel: oneOf(env, 'LOG_LEVEL', 'info', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const),
   };

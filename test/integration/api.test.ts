@@ -9,6 +9,7 @@ import path from 'node:path';
 import { startTestService, type TestService } from '../helpers/service.ts';
 import { lavfiClip } from '../helpers/clips.ts';
 import { multipart } from '../helpers/multipart.ts';
+import { fakeRecord } from '../helpers/records.ts';
 
 let svc: TestService;
 let clip: Buffer;
@@ -143,9 +144,12 @@ test('search refuses malformed requests with 400 naming the field', async () => 
   assert.equal(missing.json().error.code, 'VIDEO_NOT_FOUND');
 });
 
-test('events: malformed events are refused naming the field; a replayed batch is accepted once', async () => {
+test('events: malformed events are refused naming the field; a replayed batch is accepted once; unknown videos are refused', async () => {
   const post = (events: unknown[]) => svc.app.inject({ method: 'POST', url: '/v1/events', payload: { events } });
-  const good = { eventId: 'e1', userId: 'u1', videoId: 'abc', type: 'view', timestamp: new Date().toISOString(), completion: 0.8 };
+  const videoId = 'e'.repeat(32);
+  await svc.rt.catalog.put({ ...fakeRecord(videoId), status: 'ready' });
+  await svc.rt.catalog.markReady(videoId, Date.now());
+  const good = { eventId: 'e1', userId: 'u1', videoId, type: 'view', timestamp: new Date().toISOString(), completion: 0.8 };
   const bad = await post([good, { ...good, eventId: 'e2', type: 'teleport' }]);
   assert.equal(bad.statusCode, 400);
   assert.equal(bad.json().error.field, 'events.1.type');
@@ -153,12 +157,29 @@ test('events: malformed events are refused naming the field; a replayed batch is
   assert.equal(noUser.json().error.field, 'events.0.userId');
   const future = await post([{ ...good, timestamp: new Date(Date.now() + 86_400_000).toISOString() }]);
   assert.equal(future.json().error.field, 'events.0.timestamp');
+  const script = await post([{ ...good, videoId: 'not-a-video-<script>' }]);
+  assert.equal(script.statusCode, 400);
+  assert.equal(script.json().error.field, 'events.0.videoId');
   const first = await post([good, { ...good, eventId: 'e3', type: 'like' }]);
   assert.equal(first.statusCode, 202);
   assert.deepEqual(first.json(), { accepted: 2, duplicates: 0 });
   const again = await post([good, { ...good, eventId: 'e3', type: 'like' }]);
   assert.deepEqual(again.json(), { accepted: 0, duplicates: 2 });
   assert.equal(await svc.rt.redis.xlen(svc.rt.events.streamKey), 2);
+  // A video with no record: refused with its code and not kept (no popularity, no log entry), so it can be resent.
+  const unknown = await post([
+    { ...good, eventId: 'e4', videoId: '0'.repeat(32) },
+    { ...good, eventId: 'e5' },
+  ]);
+  assert.equal(unknown.statusCode, 202);
+  assert.deepEqual(unknown.json(), {
+    accepted: 1,
+    duplicates: 0,
+    refused: [{ index: 0, code: 'VIDEO_NOT_FOUND', field: 'events.0.videoId' }],
+    refusedCount: 1,
+  });
+  assert.deepEqual(await svc.rt.events.popular(10), [videoId]);
+  assert.equal(await svc.rt.redis.xlen(svc.rt.events.streamKey), 3);
 });
 
 test('recommendations for a user with no history fall back to popular-and-fresh', async () => {

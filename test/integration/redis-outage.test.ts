@@ -13,6 +13,7 @@ import { startTestService, waitForJob, type TestService } from '../helpers/servi
 import { throwawayRedis, type ThrowawayRedis } from '../helpers/redis-server.ts';
 import { lavfiClip } from '../helpers/clips.ts';
 import { multipart } from '../helpers/multipart.ts';
+import { fakeRecord } from '../helpers/records.ts';
 
 /** The bound this test holds the API to: the command timeout plus generous room for a loaded machine. */
 const COMMAND_TIMEOUT_MS = 1_000;
@@ -28,6 +29,7 @@ before(async () => {
     workers: true,
     env: { REDIS_URL: redis.url, MONTAGE_REDIS_COMMAND_TIMEOUT_MS: String(COMMAND_TIMEOUT_MS) },
   });
+  await svc.rt.catalog.put(fakeRecord('a'.repeat(32))); // events are taken only for a video with a record
 });
 after(async () => {
   redis?.resume();
@@ -39,7 +41,7 @@ after(async () => {
 const event = (i: number) => ({
   eventId: `outage-${i}`,
   userId: 'outage-user',
-  videoId: 'v'.repeat(32),
+  videoId: 'a'.repeat(32),
   type: 'view',
   timestamp: new Date().toISOString(),
 });
