@@ -85,6 +85,13 @@ export class Catalog {
     await this.#redis.zadd(this.#freshKey, uploadedAt, videoId);
   }
 
+  /** Which of `videoIds` are ready (one round trip): only those can come back from a search. */
+  async readyAmong(videoIds: string[]): Promise<string[]> {
+    if (videoIds.length === 0) return [];
+    const scores = await this.#redis.zmscore(this.#freshKey, ...videoIds);
+    return videoIds.filter((_, i) => scores[i] !== null);
+  }
+
   async newest(n: number): Promise<string[]> {
     return this.#redis.zrevrange(this.#freshKey, '0', String(n - 1));
   }
