@@ -2,13 +2,14 @@
  * The Fastify app, built by a function so tests drive it with inject(); `listen` lives in the CLI.
  * Every route has request and response schemas from schemas/api/; OpenAPI is served at /docs.
  */
+import { randomUUID } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import Fastify, { type FastifyInstance, type FastifyError, type FastifyBaseLogger, type FastifyReply } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyError, type FastifyBaseLogger, type FastifyReply, type FastifyRequest } from 'fastify';
 import multipart from '@fastify/multipart';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
-import { AppError, isAppError, isConnectionError } from '../errors/index.ts';
+import { AppError, isAppError, isConnectionError, publicMessage } from '../errors/index.ts';
 import { PROJECT_ROOT, type Config } from '../config/index.ts';
 import type { Logger } from '../log.ts';
 import type { Catalog } from '../catalog/index.ts';
@@ -55,7 +56,10 @@ function toAppError(err: FastifyError | AppError, maxUploadBytes: number): AppEr
   if (err.code === 'FST_REQ_FILE_TOO_LARGE') {
     return new AppError('UPLOAD_TOO_LARGE', `the upload is larger than ${maxUploadBytes} bytes`, { cause: err });
   }
+  if (err.code === 'FST_FILES_LIMIT') return new AppError('REQUEST_TOO_LARGE', 'an upload takes one file part only', { cause: err });
+  if (err.code === 'FST_ERR_MAX_PARAM_LENGTH') return new AppError('URI_TOO_LONG', 'a path parameter is too long', { cause: err });
   const status = err.statusCode ?? 500;
+  if (status === 414) return new AppError('URI_TOO_LONG', undefined, { cause: err });
   if (status === 413) return new AppError('REQUEST_TOO_LARGE', err.message, { cause: err });
   if (status === 415) return new AppError('UNSUPPORTED_CONTENT_TYPE', err.message, { cause: err });
   if (status >= 400 && status < 500) return new AppError('BAD_REQUEST', err.message, { cause: err });
@@ -72,20 +76,37 @@ function validationField(err: FastifyError): string | undefined {
 }
 
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
+  const maxUpload = deps.config.server.maxUploadBytes;
+  /**
+   * One error shape for every failure, Fastify's own included: `{error: {code, message, field?, requestId}}`, the
+   * id also in `x-request-id`. The message is the client's (no server paths, no library internals); the whole
+   * error goes to the log under the same request id.
+   */
+  const send = (req: FastifyRequest, reply: FastifyReply, err: unknown) => {
+    const e = toAppError(err as FastifyError, maxUpload);
+    if (e.status >= 500) req.log.error({ err, code: e.code }, 'request failed');
+    else req.log.info({ err: { message: e.message, code: e.code }, status: e.status }, 'request refused');
+    const message = publicMessage(e.message);
+    return reply
+      .code(e.status)
+      .header('x-request-id', req.id)
+      .send({ error: { code: e.code, message, ...(e.field ? { field: e.field } : {}), requestId: req.id } });
+  };
   const app = Fastify({
     loggerInstance: deps.log as FastifyBaseLogger,
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array' } },
+    genReqId: () => randomUUID(),
+    // The router's own refusals (a path parameter over maxParamLength, a malformed URL) in the same shape.
+    frameworkErrors: (err, req, reply) => send(req, reply, err),
   });
   for (const s of loadApiSchemas()) app.addSchema(s);
+  // No route takes text/plain: a text body is refused as a content type (415), not parsed and then misvalidated.
+  app.removeContentTypeParser('text/plain');
 
-  const send = (reply: FastifyReply, e: AppError) =>
-    reply.code(e.status).send({ error: { code: e.code, message: e.message, ...(e.field ? { field: e.field } : {}) } });
-  app.setErrorHandler((err: FastifyError | AppError, req, reply) => {
-    const e = toAppError(err, deps.config.server.maxUploadBytes);
-    if (e.status >= 500) req.log.error({ err }, 'request failed');
-    return send(reply, e);
-  });
-  app.setNotFoundHandler((req, reply) => send(reply, new AppError('ROUTE_NOT_FOUND', `no route ${req.method} ${req.url}`)));
+  app.setErrorHandler((err: FastifyError | AppError, req, reply) => send(req, reply, err));
+  app.setNotFoundHandler((req, reply) =>
+    send(req, reply, new AppError('ROUTE_NOT_FOUND', `no route ${req.method} ${req.url.slice(0, 200)}`)),
+  );
 
   await app.register(swagger, {
     openapi: { info: { title: 'Montage', version: '0.1.0', description: 'Multimodal content embedding service' } },

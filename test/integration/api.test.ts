@@ -190,3 +190,59 @@ test('recommendations for a user with no history fall back to popular-and-fresh'
   assert.equal(capped.statusCode, 400);
   assert.equal(capped.json().error.field, 'limit');
 });
+
+test("one error shape everywhere, Fastify's own refusals included, with a request id and no server paths", async () => {
+  const shape = (r: { statusCode: number; headers: Record<string, unknown>; json(): any }, status: number, code: string) => {
+    assert.equal(r.statusCode, status, JSON.stringify(r.json()));
+    const { error } = r.json();
+    assert.equal(error.code, code);
+    assert.equal(typeof error.message, 'string');
+    assert.match(error.requestId, /^[0-9a-f-]{36}$/);
+    assert.equal(r.headers['x-request-id'], error.requestId);
+    assert.doesNotMatch(error.message, /\/tmp\/|\/work\/|file:|@ 0x[0-9a-f]/, 'no server path or ffmpeg internals');
+  };
+  shape(await svc.app.inject({ method: 'GET', url: `/v1/jobs/${'x'.repeat(300)}` }), 414, 'URI_TOO_LONG');
+  shape(await svc.app.inject({ method: 'GET', url: '/v1/nothing/here' }), 404, 'ROUTE_NOT_FOUND');
+  shape(
+    await svc.app.inject({ method: 'POST', url: '/v1/search', payload: 'hi', headers: { 'content-type': 'text/plain' } }),
+    415,
+    'UNSUPPORTED_CONTENT_TYPE',
+  );
+  shape(
+    await svc.app.inject({ method: 'POST', url: '/v1/search', payload: '{x', headers: { 'content-type': 'application/json' } }),
+    400,
+    'BAD_REQUEST',
+  );
+  const b = '----two';
+  const twoFiles = Buffer.from(
+    `--${b}\r\nContent-Disposition: form-data; name="file"; filename="a.mp4"\r\n\r\nabc\r\n` +
+      `--${b}\r\nContent-Disposition: form-data; name="file"; filename="b.mp4"\r\n\r\ndef\r\n--${b}--\r\n`,
+  );
+  const second = await svc.app.inject({
+    method: 'POST',
+    url: '/v1/videos',
+    payload: twoFiles,
+    headers: { 'content-type': `multipart/form-data; boundary=${b}` },
+  });
+  shape(second, 413, 'REQUEST_TOO_LARGE');
+  // A PNG named .mp4: ffprobe's message names the upload's path and its own internals; the response does not.
+  const png = Buffer.concat([Buffer.from('89504e470d0a1a0a0000000d49484452', 'hex'), Buffer.alloc(1000)]);
+  const { payload, headers } = multipart({ title: 'png' }, { data: png, name: 'photo.mp4' });
+  shape(await svc.app.inject({ method: 'POST', url: '/v1/videos', payload, headers }), 415, 'UNSUPPORTED_MEDIA');
+  // Query vectors: non-finite, huge and string components are refused with a code (not coerced, not searched).
+  const dim = svc.rt.encoders.generation.dim;
+  const bodies = [
+    JSON.stringify({ vector: Array(dim).fill(1e200) }),
+    JSON.stringify({ vector: Array(dim).fill('1') }),
+    `{"vector":[${Array(dim - 1)
+      .fill(0)
+      .join(',')},1e400]}`, // parses to Infinity
+  ];
+  for (const payload of bodies) {
+    shape(
+      await svc.app.inject({ method: 'POST', url: '/v1/search', payload, headers: { 'content-type': 'application/json' } }),
+      400,
+      'VECTOR_INVALID',
+    );
+  }
+});

@@ -1,7 +1,7 @@
 /** POST/GET/DELETE /v1/videos: uploads in, records out, vectors and files removed on delete. */
 import { createReadStream } from 'node:fs';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { AppError } from '../../errors/index.ts';
+import { AppError, publicMessage } from '../../errors/index.ts';
 import type { VideoRecord } from '../../catalog/index.ts';
 import {
   admitVideo,
@@ -64,7 +64,7 @@ export function toVideoResponse(rec: VideoRecord, publicUrl: string) {
     sha256: rec.sha256,
     uploadedAt: new Date(rec.uploadedAt).toISOString(),
     ...(rec.posterPath ? { posterUrl: `${publicUrl}/v1/videos/${rec.videoId}/poster.jpg` } : {}),
-    ...(rec.error ? { error: rec.error } : {}),
+    ...(rec.error ? { error: { code: rec.error.code, message: publicMessage(rec.error.message) } } : {}),
   };
 }
 
