@@ -60,6 +60,10 @@ async function serve(withWorker: boolean): Promise<void> {
   }
   onStop(() => rt.close());
   await app.listen({ host: rt.config.server.host, port: rt.config.server.port });
+  const { keys } = rt.config.access;
+  if (keys.length === 0) {
+    rt.log.warn({ host: rt.config.server.host }, 'the API is open: no MONTAGE_API_KEYS are configured, so any local process may call it');
+  } else rt.log.info({ keys: keys.length }, 'API keys required on every route but /healthz and /readyz');
 }
 
 async function worker(): Promise<void> {

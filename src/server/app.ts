@@ -11,7 +11,9 @@ import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import { AppError, isAppError, isConnectionError, publicMessage } from '../errors/index.ts';
 import { PROJECT_ROOT, type Config } from '../config/index.ts';
+import type { Redis } from 'ioredis';
 import type { Logger } from '../log.ts';
+import { registerAccess } from './access.ts';
 import type { Catalog } from '../catalog/index.ts';
 import type { VectorStore } from '../store/types.ts';
 import type { Encoders } from '../models/types.ts';
@@ -28,6 +30,8 @@ import { searchRoutes } from './routes/search.ts';
 export interface AppDeps {
   config: Config;
   log: Logger;
+  /** The fail-fast connection: rate-limit counters live here, beside the rest of the API's state. */
+  redis: Redis;
   catalog: Catalog;
   store: VectorStore;
   encoders: Encoders;
@@ -96,6 +100,22 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     loggerInstance: deps.log as FastifyBaseLogger,
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array' } },
     genReqId: () => randomUUID(),
+    // A client has this long to send a whole request, upload included (slow senders hold a connection each).
+    requestTimeout: deps.config.access.uploadTimeoutMs,
+    // Errors before a request exists (a timeout, a malformed request line) answer in the same shape, raw.
+    clientErrorHandler: (err, socket) => {
+      const timeout = (err as NodeJS.ErrnoException).code === 'ERR_HTTP_REQUEST_TIMEOUT';
+      const e = new AppError(timeout ? 'REQUEST_TIMEOUT' : 'BAD_REQUEST', timeout ? undefined : 'the request could not be parsed');
+      const requestId = randomUUID();
+      deps.log.info({ err: err.message, code: e.code, requestId }, 'connection refused');
+      const body = JSON.stringify({ error: { code: e.code, message: e.message, requestId } });
+      if (socket.writable) {
+        socket.end(
+          `HTTP/1.1 ${e.status} ${timeout ? 'Request Timeout' : 'Bad Request'}\r\nContent-Type: application/json\r\n` +
+            `Content-Length: ${Buffer.byteLength(body)}\r\nx-request-id: ${requestId}\r\nConnection: close\r\n\r\n${body}`,
+        );
+      } else socket.destroy(err);
+    },
     // The router's own refusals (a path parameter over maxParamLength, a malformed URL) in the same shape.
     frameworkErrors: (err, req, reply) => send(req, reply, err),
   });
@@ -117,6 +137,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     limits: { fileSize: deps.config.server.maxUploadBytes, files: 1, fields: 32, fieldSize: 64 * 1024, parts: 40 },
   });
 
+  await registerAccess(app, deps.config.access, deps.redis, deps.config.redis.prefix);
   await app.register(healthRoutes(deps));
   await app.register(videoRoutes(deps));
   await app.register(jobRoutes(deps));
