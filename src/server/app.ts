@@ -3,6 +3,7 @@
  * Every route has request and response schemas from schemas/api/; OpenAPI is served at /docs.
  */
 import { randomUUID } from 'node:crypto';
+import { createServer } from 'node:http';
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import Fastify, { type FastifyInstance, type FastifyError, type FastifyBaseLogger, type FastifyReply, type FastifyRequest } from 'fastify';
@@ -102,6 +103,16 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     genReqId: () => randomUUID(),
     // A client has this long to send a whole request, upload included (slow senders hold a connection each).
     requestTimeout: deps.config.access.uploadTimeoutMs,
+    // Node checks for timed-out requests every 30 s by default, so a short timeout would be late by up to that; the
+    // check interval is a constructor option, which Fastify passes only through its own server factory.
+    serverFactory: (handler) =>
+      createServer(
+        {
+          requestTimeout: deps.config.access.uploadTimeoutMs,
+          connectionsCheckingInterval: Math.min(30_000, Math.max(250, deps.config.access.uploadTimeoutMs / 4)),
+        },
+        handler,
+      ),
     // Errors before a request exists (a timeout, a malformed request line) answer in the same shape, raw.
     clientErrorHandler: (err, socket) => {
       const timeout = (err as NodeJS.ErrnoException).code === 'ERR_HTTP_REQUEST_TIMEOUT';
