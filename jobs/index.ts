@@ -3,10 +3,10 @@
  * the runtime's parts. A new job type adds its row to the policy table and its processor here; `Handlers` is
  * typed over every job type, so a missing one does not compile (and the worker re-checks at boot).
  */
-import { makeIngestProcessor, type IngestDeps } from './ingest.ts';
+import { makeIngestFailedHook, makeIngestProcessor, type IngestDeps } from './ingest.ts';
 import { makeUserVectorProcessor, type UserVectorDeps } from './user-vector.ts';
 import { makeWebhookProcessor, type WebhookDeps } from './webhook.ts';
-import type { Handlers } from './worker.ts';
+import type { FailedHooks, Handlers } from './worker.ts';
 
 /** What the processors use, all together. */
 export type JobDeps = IngestDeps & UserVectorDeps & WebhookDeps;
@@ -17,4 +17,9 @@ export function makeHandlers(deps: JobDeps): Handlers {
     'user-vector': makeUserVectorProcessor(deps),
     webhook: makeWebhookProcessor(deps),
   };
+}
+
+/** What runs when a job of a type has failed, however it failed (see jobs/worker.ts `FailedHooks`). */
+export function makeFailedHooks(deps: JobDeps): FailedHooks {
+  return { ingest: makeIngestFailedHook(deps) };
 }

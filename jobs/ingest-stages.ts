@@ -16,6 +16,8 @@ import type { Encoders } from '../src/models/types.ts';
 import type { ItemPoint, SegmentPoint, VectorStore } from '../src/store/types.ts';
 import type { IngestData, IngestStage } from '../src/queue/index.ts';
 import type { VideoFiles } from '../src/videos/files.ts';
+import type { EventLog } from '../src/users/events.ts';
+import type { JobQueue } from '../src/queue/index.ts';
 import { probe, extractFrames, extractAudio, segmentAudio, posterFrame } from '../src/media/index.ts';
 import { fuseSegment, fuseVideo, type FusedVideo } from '../src/fusion/index.ts';
 import type { ItemObservation } from '../src/metrics/worker.ts';
@@ -29,6 +31,9 @@ export interface IngestDeps {
   catalog: Catalog;
   files: VideoFiles;
   log: Logger;
+  /** Events that waited for the video: counted when it is ready, and their users' vectors recomputed. */
+  events: Pick<EventLog, 'videoReady'>;
+  jobs: Pick<JobQueue, 'requestUserVector'>;
   /**
    * Called as each stage begins, after its progress is reported. Tests inject a DELETE at a known stage here;
    * metrics may listen here too.
@@ -232,6 +237,9 @@ export async function cleanupStage(ctx: IngestContext, rec: VideoRecord, fused: 
   // Deleted after the vectors were written: the DELETE removes them itself (it deletes the record first).
   if (!ready) throw new VideoDeleted(videoId);
   await catalog.markReady(videoId, rec.uploadedAt);
+  // Events that came while it was ingested count now: their users' vectors skipped it until this point.
+  const waiting = await ctx.deps.events.videoReady(videoId);
+  await Promise.all(waiting.map((userId) => ctx.deps.jobs.requestUserVector(userId)));
 }
 
 /** Emits a webhook event; a failure to enqueue it is logged and never fails the ingest. */

@@ -153,6 +153,23 @@ export function makeIngestProcessor(deps: IngestDeps) {
   };
 }
 
+/**
+ * The worker's `failed` listener for ingest jobs. BullMQ fails a job whose workers died more often than the policy's
+ * maxStalledCount without running the processor, so the processor's own handling never sees it: this marks its
+ * video failed (JOB_STALLED) and keeps the upload, so uploading the same file again retries it. A try that will be
+ * retried, and a record that already says how it ended, are left alone. (If this worker dies too before it gets
+ * here, the API's read of the video reconciles it with the job: src/videos/service.ts `reconcile`.)
+ */
+export function makeIngestFailedHook(deps: IngestDeps) {
+  return async (job: Job<IngestData>): Promise<void> => {
+    if ((await job.getState()) !== 'failed') return;
+    const rec = await deps.catalog.get(job.data.videoId);
+    if (!rec || rec.jobId !== job.id || rec.status === 'failed' || rec.status === 'ready') return;
+    deps.log.warn({ videoId: rec.videoId, jobId: job.id, reason: job.failedReason }, 'ingest failed outside its processor');
+    await failVideo(deps, job.data, job.failedReason || 'the ingest job failed', false);
+  };
+}
+
 /** A video that will not be retried: record why, and drop its upload when the input itself is bad. */
 async function failVideo(deps: IngestDeps, data: IngestData, reason: string, poison: boolean): Promise<void> {
   const error = parseJobError(reason) ?? undefined;

@@ -20,12 +20,43 @@ import type {
 } from '../src/queue/index.ts';
 import { JOB_POLICY, JOB_TYPES, jobOptions, type EnqueueKey, type JobType } from './policy.ts';
 
-/** A Redis connection for BullMQ (blocking commands need maxRetriesPerRequest: null). */
-export function connect(config: Config, role: string): Redis {
-  return new Redis(config.redis.url, { maxRetriesPerRequest: null, connectionName: `montage:${role}`, lazyConnect: false });
+/**
+ * A Redis connection. `fail-fast` (the API, the queues, the catalog and event log, and so the processors): while
+ * Redis is down a command fails at once instead of waiting in ioredis' offline queue, and one that gets no answer
+ * fails after `commandTimeoutMs`, so no request hangs on a dead connection; the connection itself keeps
+ * reconnecting, and work resumes when Redis is back. `blocking` (BullMQ workers, whose blocking fetch must wait and
+ * be retried for ever: maxRetriesPerRequest null).
+ */
+export function connect(config: Config, role: string, mode: 'fail-fast' | 'blocking' = 'fail-fast'): Redis {
+  const common = { connectionName: `montage:${role}`, lazyConnect: false };
+  if (mode === 'blocking') return new Redis(config.redis.url, { ...common, maxRetriesPerRequest: null });
+  return new Redis(config.redis.url, {
+    ...common,
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 1,
+    commandTimeout: config.redis.commandTimeoutMs,
+    connectTimeout: Math.max(1000, config.redis.commandTimeoutMs),
+  });
 }
 
-/** Fails fast with QUEUE_UNAVAILABLE when Redis does not answer. */
+/** Waits until a fresh connection is ready (a fail-fast one refuses commands before that); QUEUE_UNAVAILABLE after `timeoutMs`. */
+export async function redisReady(redis: Redis, timeoutMs: number): Promise<void> {
+  if (redis.status === 'ready') return;
+  let timer: NodeJS.Timeout | undefined;
+  let onReady: (() => void) | undefined;
+  try {
+    await new Promise<void>((resolve, reject) => {
+      onReady = resolve;
+      redis.once('ready', onReady);
+      timer = setTimeout(() => reject(new AppError('QUEUE_UNAVAILABLE', `Redis is ${redis.status} after ${timeoutMs} ms`)), timeoutMs);
+    });
+  } finally {
+    clearTimeout(timer);
+    if (onReady) redis.off('ready', onReady);
+  }
+}
+
+/** Fails fast with QUEUE_UNAVAILABLE when Redis does not answer, saying what the connection is doing. */
 export async function pingRedis(redis: Redis, timeoutMs = 2000): Promise<void> {
   let timer: NodeJS.Timeout | undefined;
   try {
@@ -36,7 +67,7 @@ export async function pingRedis(redis: Redis, timeoutMs = 2000): Promise<void> {
       }),
     ]);
   } catch (err) {
-    throw new AppError('QUEUE_UNAVAILABLE', `Redis ping failed: ${(err as Error).message}`, { cause: err });
+    throw new AppError('QUEUE_UNAVAILABLE', `Redis ping failed (connection ${redis.status}): ${(err as Error).message}`, { cause: err });
   } finally {
     clearTimeout(timer);
   }

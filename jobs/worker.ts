@@ -4,13 +4,19 @@
  * before it failed).
  */
 import { hostname } from 'node:os';
-import { Worker, type Processor } from 'bullmq';
+import { Worker, type Job, type Processor } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from '../src/log.ts';
 import type { Config } from '../src/config/index.ts';
 import { JOB_POLICY, JOB_TYPES, assertHandlers, type JobType } from './policy.ts';
 
 export type Handlers = Record<JobType, Processor>;
+
+/**
+ * Listeners for a job type's `failed` events: the only code that sees a job BullMQ fails without running its
+ * processor (its workers died more than maxStalledCount times). A hook's own failure is logged, never thrown.
+ */
+export type FailedHooks = Partial<Record<JobType, (job: Job) => Promise<void>>>;
 
 export interface RunningWorkers {
   workers: Worker[];
@@ -30,7 +36,7 @@ export function startWorkers(
   connection: Redis,
   handlers: Handlers,
   log: Logger,
-  opts: { stalledIntervalMs?: number; lockMs?: number } = {},
+  opts: { stalledIntervalMs?: number; lockMs?: number; onFailed?: FailedHooks } = {},
 ): RunningWorkers {
   assertHandlers(handlers);
   const workers = JOB_TYPES.map((type) => {
@@ -46,7 +52,11 @@ export function startWorkers(
       maxStalledCount: policy.maxStalledCount,
     });
     w.on('error', (err) => log.error({ err, queue: policy.queue }, 'worker error'));
-    w.on('failed', (job, err) => log.warn({ jobId: job?.id, queue: policy.queue, err: err.message }, 'job failed'));
+    const hook = opts.onFailed?.[type];
+    w.on('failed', (job, err) => {
+      log.warn({ jobId: job?.id, queue: policy.queue, err: err.message }, 'job failed');
+      if (job && hook) hook(job).catch((e: unknown) => log.error({ err: e, jobId: job.id, queue: policy.queue }, 'failed-job hook failed'));
+    });
     w.on('completed', (job) => log.info({ jobId: job.id, queue: policy.queue }, 'job completed'));
     w.on('stalled', (jobId) => log.warn({ jobId, queue: policy.queue }, 'job stalled: its worker stopped renewing the lock'));
     return w;

@@ -15,8 +15,8 @@ import type { Encoders } from './models/types.ts';
 import { setFfmpegPath, setFfprobePath } from './media/index.ts';
 import { EventLog } from './users/events.ts';
 import { VideoFiles } from './videos/files.ts';
-import { BullJobQueue, connect, pingRedis } from '../jobs/queues.ts';
-import { makeHandlers, type JobDeps } from '../jobs/index.ts';
+import { BullJobQueue, connect, pingRedis, redisReady } from '../jobs/queues.ts';
+import { makeFailedHooks, makeHandlers, type JobDeps } from '../jobs/index.ts';
 import { EtaModel } from '../jobs/eta.ts';
 import { startWorkers, workerName, type RunningWorkers } from '../jobs/worker.ts';
 import { EmbeddingHealth } from './metrics/embedding.ts';
@@ -82,6 +82,7 @@ export async function createRuntime(opts: RuntimeOptions): Promise<Runtime> {
     }
   };
   try {
+    await redisReady(redis, 5000);
     await pingRedis(redis, 5000);
     const store = await createStore(config.store, { log, autoIndex: opts.buildIndexes ?? true });
     closers.push(['store', () => store.close()]);
@@ -99,15 +100,16 @@ export async function createRuntime(opts: RuntimeOptions): Promise<Runtime> {
       { generation: encoders.generation.name, dim: encoders.generation.dim, store: config.store.qdrant ? 'qdrant' : 'embedded' },
       'runtime ready',
     );
+    const catalog = new Catalog(redis, config.redis.prefix);
     return {
       config,
       log,
       redis,
-      catalog: new Catalog(redis, config.redis.prefix),
+      catalog,
       store,
       encoders,
       jobs,
-      events: new EventLog(redis, config.redis.prefix),
+      events: new EventLog(redis, config.redis.prefix, catalog, config.users),
       files: new VideoFiles(config.dataDir, config.server.maxUploadBytes),
       webhooks,
       health: new EmbeddingHealth(redis, config.redis.prefix, {
@@ -139,19 +141,18 @@ export function startRuntimeWorkers(
     health: rt.health,
   });
   const observeItem = (o: ItemObservation) => metrics.observeItem(o);
-  const running = startWorkers(
-    rt.config,
-    rt.redis,
-    makeHandlers({ ...rt, observeItem, eta: new EtaModel(rt.redis, rt.config.redis.prefix), ...override }),
-    rt.log,
-    timing,
-  );
+  const deps = { ...rt, observeItem, eta: new EtaModel(rt.redis, rt.config.redis.prefix), ...override };
+  // Workers wait on Redis (a blocking fetch, retried for ever): their own connection, not the fail-fast one.
+  const connection = connect(rt.config, 'worker', 'blocking');
+  connection.on('error', (err) => rt.log.error({ err: err.message }, 'redis error (workers)'));
+  const running = startWorkers(rt.config, connection, makeHandlers(deps), rt.log, { ...timing, onFailed: makeFailedHooks(deps) });
   metrics.attach(running.workers);
   return {
     workers: running.workers,
     close: async () => {
       await running.close();
       await metrics.close();
+      await connection.quit().catch(() => connection.disconnect());
     },
   };
 }

@@ -38,7 +38,17 @@ export class Catalog {
   }
 
   #key(videoId: string): string {
+    return this.recordKey(videoId);
+  }
+
+  /** The key of a video's record (the event log takes an event only for a video that has one). */
+  recordKey(videoId: string): string {
     return `${this.#prefix}:video:${videoId}`;
+  }
+
+  /** The sorted set of ready videos by upload time (markReady). */
+  get readyKey(): string {
+    return this.#freshKey;
   }
 
   async get(videoId: string): Promise<VideoRecord | null> {
@@ -73,6 +83,13 @@ export class Catalog {
   /** Ready videos by upload time: the "fresh" half of the cold-start fallback. */
   async markReady(videoId: string, uploadedAt: number): Promise<void> {
     await this.#redis.zadd(this.#freshKey, uploadedAt, videoId);
+  }
+
+  /** Which of `videoIds` are ready (one round trip): only those can come back from a search. */
+  async readyAmong(videoIds: string[]): Promise<string[]> {
+    if (videoIds.length === 0) return [];
+    const scores = await this.#redis.zmscore(this.#freshKey, ...videoIds);
+    return videoIds.filter((_, i) => scores[i] !== null);
   }
 
   async newest(n: number): Promise<string[]> {

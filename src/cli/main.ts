@@ -10,6 +10,8 @@ import { createRuntime, startRuntimeWorkers, type Runtime } from '../runtime.ts'
 import { buildApp } from '../server/app.ts';
 import { admitVideo, videoService } from '../videos/service.ts';
 import { isAppError } from '../errors/index.ts';
+import { loadConfig } from '../config/index.ts';
+import { createLogger } from '../log.ts';
 
 const USAGE = `usage: montage <command>
   serve                 the HTTP API (MONTAGE_HOST:MONTAGE_PORT)
@@ -58,6 +60,10 @@ async function serve(withWorker: boolean): Promise<void> {
   }
   onStop(() => rt.close());
   await app.listen({ host: rt.config.server.host, port: rt.config.server.port });
+  const { keys } = rt.config.access;
+  if (keys.length === 0) {
+    rt.log.warn({ host: rt.config.server.host }, 'the API is open: no MONTAGE_API_KEYS are configured, so any local process may call it');
+  } else rt.log.info({ keys: keys.length }, 'API keys required on every route but /healthz and /readyz');
 }
 
 async function worker(): Promise<void> {
@@ -138,7 +144,9 @@ async function ingest(args: string[]): Promise<number> {
 }
 
 async function status(): Promise<void> {
-  const rt = await createRuntime({ role: 'status', buildIndexes: false });
+  // Its stdout is the JSON alone (pipe it to jq): the logs go to stderr.
+  const config = loadConfig();
+  const rt = await createRuntime({ role: 'status', buildIndexes: false, config, log: createLogger(config.logLevel, 'stderr') });
   const counts = await rt.jobs.counts();
   const out = {
     generation: rt.encoders.generation.name,

@@ -31,6 +31,12 @@ export interface Config {
     url: string;
     /** BullMQ key prefix; tests use a fresh one per run. @defaultValue 'montage' (MONTAGE_QUEUE_PREFIX) */
     prefix: string;
+    /**
+     * A Redis command of the API and the processors that has no answer after this fails (QUEUE_UNAVAILABLE), and
+     * while Redis is down commands fail at once instead of queueing, so no request waits on a dead connection.
+     * @defaultValue 2000 ms (MONTAGE_REDIS_COMMAND_TIMEOUT_MS)
+     */
+    commandTimeoutMs: number;
   };
   store: StoreConfig;
   models: {
@@ -78,8 +84,73 @@ export interface Config {
     /** A try that gets no answer in this long fails (and is retried), ms. @defaultValue 10000 (MONTAGE_WEBHOOK_TIMEOUT_MS) */
     timeoutMs: number;
   };
+  access: AccessConfig;
+  /** Per-user state the event log keeps, each capped with the oldest dropped (README "Limits"). */
+  users: {
+    /** Newest engaged items kept per user. @defaultValue 200 (MONTAGE_USER_SEQUENCE_MAX) */
+    sequenceMax: number;
+    /** Newest skipped items kept per user. @defaultValue 1000 (MONTAGE_USER_SKIPS_MAX) */
+    skipsMax: number;
+  };
   /** @defaultValue 'info' (LOG_LEVEL) */
   logLevel: string;
+}
+
+export type Scope = 'read' | 'write' | 'admin';
+
+/** API keys and rate limits (src/server/access.ts). */
+export interface AccessConfig {
+  /**
+   * The keys, as sha256 hashes only, each with its scope: `MONTAGE_API_KEYS="<sha256 hex>:read,<sha256 hex>:admin"`
+   * (`printf %s "$KEY" | sha256sum`). Empty: the API is open, allowed on a loopback host only (or with
+   * MONTAGE_API_OPEN=true). @defaultValue [] (MONTAGE_API_KEYS)
+   */
+  keys: Array<{ digest: Buffer; scope: Scope }>;
+  /**
+   * Requests per minute per key (per client address on an open API), counted in Redis; 0 = no limit.
+   * @defaultValue 6000 with keys configured, 0 on an open (loopback) API (MONTAGE_RATE_LIMIT_PER_MIN)
+   */
+  rateLimitPerMinute: number;
+  /**
+   * How long a client may take to send a whole request, upload included, before the connection is refused with
+   * REQUEST_TIMEOUT. @defaultValue 600000 ms (MONTAGE_UPLOAD_TIMEOUT_MS)
+   */
+  uploadTimeoutMs: number;
+}
+
+const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|localhost)$/;
+
+function apiKeys(env: Env): AccessConfig['keys'] {
+  const raw = env.MONTAGE_API_KEYS ?? '';
+  return raw
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)
+    .map((entry) => {
+      const m = /^([0-9a-f]{64}):(read|write|admin)$/i.exec(entry);
+      if (!m) {
+        throw new AppError(
+          'CONFIG_INVALID',
+          `MONTAGE_API_KEYS entry ${JSON.stringify(entry.slice(0, 80))} must be <sha256 hex>:<read|write|admin>`,
+        );
+      }
+      return { digest: Buffer.from(m[1]!.toLowerCase(), 'hex'), scope: m[2]!.toLowerCase() as Scope };
+    });
+}
+
+function accessConfig(env: Env, host: string): AccessConfig {
+  const keys = apiKeys(env);
+  if (keys.length === 0 && !LOOPBACK.test(host) && env.MONTAGE_API_OPEN !== 'true') {
+    throw new AppError(
+      'CONFIG_INVALID',
+      `MONTAGE_HOST=${JSON.stringify(host)} is not loopback and MONTAGE_API_KEYS is empty: set keys, or MONTAGE_API_OPEN=true to serve open`,
+    );
+  }
+  return {
+    keys,
+    rateLimitPerMinute: int(env, 'MONTAGE_RATE_LIMIT_PER_MIN', keys.length ? 6000 : 0, 0, 10_000_000),
+    uploadTimeoutMs: int(env, 'MONTAGE_UPLOAD_TIMEOUT_MS', 600_000, 1000, 86_400_000),
+  };
 }
 
 /** Which vector store, with its options: Qdrant when `qdrant` is set, the embedded store otherwise. */
@@ -214,9 +285,11 @@ export function loadConfig(env: Env = process.env): Config {
     throw new AppError('CONFIG_INVALID', `MONTAGE_GENERATION_DIR=${JSON.stringify(generationDir)} has no manifest.json`);
   }
   const qdrantUrl = url(env, 'QDRANT_URL', undefined);
+  const host = env.MONTAGE_HOST || '127.0.0.1';
   return {
+    access: accessConfig(env, host),
     server: {
-      host: env.MONTAGE_HOST || '127.0.0.1',
+      host,
       port: int(env, 'MONTAGE_PORT', 8080, 0, 65535),
       maxUploadBytes: int(env, 'MONTAGE_MAX_UPLOAD_BYTES', 512 * 1024 * 1024, 1, Number.MAX_SAFE_INTEGER),
       searchMaxLimit: int(env, 'MONTAGE_SEARCH_MAX_LIMIT', 100, 1, 10_000),
@@ -226,6 +299,7 @@ export function loadConfig(env: Env = process.env): Config {
     redis: {
       url: url(env, 'REDIS_URL', 'redis://127.0.0.1:6379')!,
       prefix: env.MONTAGE_QUEUE_PREFIX || 'montage',
+      commandTimeoutMs: int(env, 'MONTAGE_REDIS_COMMAND_TIMEOUT_MS', 2000, 50, 600_000),
     },
     store: {
       qdrant: qdrantUrl ? { url: qdrantUrl, apiKey: env.QDRANT_API_KEY || undefined } : undefined,
@@ -258,6 +332,10 @@ export function loadConfig(env: Env = process.env): Config {
     webhooks: {
       allowPrivate: bool(env, 'MONTAGE_WEBHOOK_ALLOW_PRIVATE', false),
       timeoutMs: int(env, 'MONTAGE_WEBHOOK_TIMEOUT_MS', 10_000, 100, 600_000),
+    },
+    users: {
+      sequenceMax: int(env, 'MONTAGE_USER_SEQUENCE_MAX', 200, 1, 100_000),
+      skipsMax: int(env, 'MONTAGE_USER_SKIPS_MAX', 1000, 0, 100_000),
     },
     logLevel: oneOf(env, 'LOG_LEVEL', 'info', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const),
   };

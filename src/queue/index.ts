@@ -104,9 +104,20 @@ export function jobErrorReason(code: string, message: string): string {
   return `${code}: ${message}`;
 }
 
+/**
+ * BullMQ's own reasons for failing a job outside its processor (the job's worker died too many times), with the
+ * catalogue code each one means.
+ */
+const QUEUE_REASONS: Array<[RegExp, string]> = [
+  [/stalled more than allowable limit/, 'JOB_STALLED'],
+  [/started more than allowable limit/, 'JOB_STALLED'],
+];
+
 /** Parses the `CODE: message` form that failed jobs carry; a reason without a code is INTERNAL. */
 export function parseJobError(reason: string | undefined): { code: string; message: string } | null {
   if (!reason) return null;
   const m = /^([A-Z][A-Z_]+): ([\s\S]*)$/.exec(reason);
-  return m ? { code: m[1]!, message: m[2]! } : { code: 'INTERNAL', message: reason };
+  if (m) return { code: m[1]!, message: m[2]! };
+  const known = QUEUE_REASONS.find(([re]) => re.test(reason));
+  return { code: known ? known[1] : 'INTERNAL', message: reason };
 }

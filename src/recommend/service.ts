@@ -21,7 +21,8 @@ export interface Recommendations {
 }
 
 export async function recommend(deps: RecommendDeps, userId: string, limit: number, offset = 0): Promise<Recommendations> {
-  const seen = await deps.events.seen(userId);
+  // Bounded (the event log caps it), and only the ready ones can be hits: the store's filter gets those alone.
+  const seen = await deps.catalog.readyAmong(await deps.events.seen(userId));
   const user = await deps.store.getUser(userId);
   if (user && user.generation === deps.generation) {
     const hits = await deps.store.searchItems({

@@ -2,15 +2,19 @@
  * The Fastify app, built by a function so tests drive it with inject(); `listen` lives in the CLI.
  * Every route has request and response schemas from schemas/api/; OpenAPI is served at /docs.
  */
+import { randomUUID } from 'node:crypto';
+import { createServer } from 'node:http';
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import Fastify, { type FastifyInstance, type FastifyError, type FastifyBaseLogger, type FastifyReply } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyError, type FastifyBaseLogger, type FastifyReply, type FastifyRequest } from 'fastify';
 import multipart from '@fastify/multipart';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
-import { AppError, isAppError } from '../errors/index.ts';
+import { AppError, isAppError, isConnectionError, publicMessage } from '../errors/index.ts';
 import { PROJECT_ROOT, type Config } from '../config/index.ts';
+import type { Redis } from 'ioredis';
 import type { Logger } from '../log.ts';
+import { registerAccess } from './access.ts';
 import type { Catalog } from '../catalog/index.ts';
 import type { VectorStore } from '../store/types.ts';
 import type { Encoders } from '../models/types.ts';
@@ -22,7 +26,6 @@ import { videoRoutes } from './routes/videos.ts';
 import { jobRoutes } from './routes/jobs.ts';
 import { healthRoutes } from './routes/health.ts';
 import { searchRoutes } from './routes/search.ts';
-import type { Redis } from 'ioredis';
 import { installMetrics } from '../metrics/api.ts';
 import type { EmbeddingHealth } from '../metrics/embedding.ts';
 import type { Webhooks } from '../webhooks/index.ts';
@@ -34,14 +37,14 @@ import { uiRoutes } from './routes/ui.ts';
 export interface AppDeps {
   config: Config;
   log: Logger;
+  /** The fail-fast connection: rate-limit counters, /metrics' worker snapshots and cold-item lookups live here. */
+  redis: Redis;
   catalog: Catalog;
   store: VectorStore;
   encoders: Encoders;
   jobs: JobQueue;
   events: EventLog;
   files: VideoFiles;
-  /** For /metrics: the workers' snapshots and cold-item lookups (src/metrics). */
-  redis?: Redis;
   health?: EmbeddingHealth;
   /** Webhook subscriptions (src/webhooks); the /v1/webhooks routes answer INTERNAL without it. */
   webhooks?: Webhooks;
@@ -58,6 +61,8 @@ export function loadApiSchemas(dir = path.join(PROJECT_ROOT, 'schemas', 'api')):
 /** Every error a route can meet, as a catalogue error: the response's code and status come from the catalogue only. */
 function toAppError(err: FastifyError | AppError, maxUploadBytes: number): AppError {
   if (isAppError(err)) return err;
+  if (isConnectionError(err))
+    return new AppError('QUEUE_UNAVAILABLE', 'Redis (the queue, video records and events) is unavailable; retry later', { cause: err });
   if (err.validation) {
     const field = validationField(err);
     return new AppError('INVALID_FIELD', err.message, { ...(field ? { field } : {}), cause: err });
@@ -65,7 +70,10 @@ function toAppError(err: FastifyError | AppError, maxUploadBytes: number): AppEr
   if (err.code === 'FST_REQ_FILE_TOO_LARGE') {
     return new AppError('UPLOAD_TOO_LARGE', `the upload is larger than ${maxUploadBytes} bytes`, { cause: err });
   }
+  if (err.code === 'FST_FILES_LIMIT') return new AppError('REQUEST_TOO_LARGE', 'an upload takes one file part only', { cause: err });
+  if (err.code === 'FST_ERR_MAX_PARAM_LENGTH') return new AppError('URI_TOO_LONG', 'a path parameter is too long', { cause: err });
   const status = err.statusCode ?? 500;
+  if (status === 414) return new AppError('URI_TOO_LONG', undefined, { cause: err });
   if (status === 413) return new AppError('REQUEST_TOO_LARGE', err.message, { cause: err });
   if (status === 415) return new AppError('UNSUPPORTED_CONTENT_TYPE', err.message, { cause: err });
   if (status >= 400 && status < 500) return new AppError('BAD_REQUEST', err.message, { cause: err });
@@ -82,20 +90,63 @@ function validationField(err: FastifyError): string | undefined {
 }
 
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
+  const maxUpload = deps.config.server.maxUploadBytes;
+  /**
+   * One error shape for every failure, Fastify's own included: `{error: {code, message, field?, requestId}}`, the
+   * id also in `x-request-id`. The message is the client's (no server paths, no library internals); the whole
+   * error goes to the log under the same request id.
+   */
+  const send = (req: FastifyRequest, reply: FastifyReply, err: unknown) => {
+    const e = toAppError(err as FastifyError, maxUpload);
+    if (e.status >= 500) req.log.error({ err, code: e.code }, 'request failed');
+    else req.log.info({ err: { message: e.message, code: e.code }, status: e.status }, 'request refused');
+    const message = publicMessage(e.message);
+    return reply
+      .code(e.status)
+      .header('x-request-id', req.id)
+      .send({ error: { code: e.code, message, ...(e.field ? { field: e.field } : {}), requestId: req.id } });
+  };
   const app = Fastify({
     loggerInstance: deps.log as FastifyBaseLogger,
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array' } },
+    genReqId: () => randomUUID(),
+    // A client has this long to send a whole request, upload included (slow senders hold a connection each).
+    requestTimeout: deps.config.access.uploadTimeoutMs,
+    // Node checks for timed-out requests every 30 s by default, so a short timeout would be late by up to that; the
+    // check interval is a constructor option, which Fastify passes only through its own server factory.
+    serverFactory: (handler) =>
+      createServer(
+        {
+          requestTimeout: deps.config.access.uploadTimeoutMs,
+          connectionsCheckingInterval: Math.min(30_000, Math.max(250, deps.config.access.uploadTimeoutMs / 4)),
+        },
+        handler,
+      ),
+    // Errors before a request exists (a timeout, a malformed request line) answer in the same shape, raw.
+    clientErrorHandler: (err, socket) => {
+      const timeout = (err as NodeJS.ErrnoException).code === 'ERR_HTTP_REQUEST_TIMEOUT';
+      const e = new AppError(timeout ? 'REQUEST_TIMEOUT' : 'BAD_REQUEST', timeout ? undefined : 'the request could not be parsed');
+      const requestId = randomUUID();
+      deps.log.info({ err: err.message, code: e.code, requestId }, 'connection refused');
+      const body = JSON.stringify({ error: { code: e.code, message: e.message, requestId } });
+      if (socket.writable) {
+        socket.end(
+          `HTTP/1.1 ${e.status} ${timeout ? 'Request Timeout' : 'Bad Request'}\r\nContent-Type: application/json\r\n` +
+            `Content-Length: ${Buffer.byteLength(body)}\r\nx-request-id: ${requestId}\r\nConnection: close\r\n\r\n${body}`,
+        );
+      } else socket.destroy(err);
+    },
+    // The router's own refusals (a path parameter over maxParamLength, a malformed URL) in the same shape.
+    frameworkErrors: (err, req, reply) => send(req, reply, err),
   });
   for (const s of loadApiSchemas()) app.addSchema(s);
+  // No route takes text/plain: a text body is refused as a content type (415), not parsed and then misvalidated.
+  app.removeContentTypeParser('text/plain');
 
-  const send = (reply: FastifyReply, e: AppError) =>
-    reply.code(e.status).send({ error: { code: e.code, message: e.message, ...(e.field ? { field: e.field } : {}) } });
-  app.setErrorHandler((err: FastifyError | AppError, req, reply) => {
-    const e = toAppError(err, deps.config.server.maxUploadBytes);
-    if (e.status >= 500) req.log.error({ err }, 'request failed');
-    return send(reply, e);
-  });
-  app.setNotFoundHandler((req, reply) => send(reply, new AppError('ROUTE_NOT_FOUND', `no route ${req.method} ${req.url}`)));
+  app.setErrorHandler((err: FastifyError | AppError, req, reply) => send(req, reply, err));
+  app.setNotFoundHandler((req, reply) =>
+    send(req, reply, new AppError('ROUTE_NOT_FOUND', `no route ${req.method} ${req.url.slice(0, 200)}`)),
+  );
 
   await app.register(swagger, {
     openapi: { info: { title: 'Montage', version: '0.1.0', description: 'Multimodal content embedding service' } },
@@ -107,6 +158,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   });
 
   installMetrics(app, { ...deps, prefix: deps.config.redis.prefix });
+  await registerAccess(app, deps.config.access, deps.redis, deps.config.redis.prefix);
   await app.register(healthRoutes(deps));
   await app.register(videoRoutes(deps));
   await app.register(jobRoutes(deps));

@@ -24,18 +24,60 @@ export const EVENT_WEIGHT: Record<EventType, number> = { view: 1, like: 2, share
 /** Views that stop this early are treated like skips: the user did not engage. */
 export const MIN_ENGAGED_COMPLETION = 0.1;
 const DEDUPE_TTL_S = 30 * 86_400;
+/** Users remembered per not-yet-ready video, to recompute when it becomes ready; more are dropped (they count at their next event). */
+const MAX_PENDING_USERS = 10_000;
 
+/**
+ * One event, atomically: refused (2) when its video has no record, a duplicate (0) when its id was seen, else
+ * logged, added to the user's sequence or skips (each capped, oldest dropped) and, for a ready video, to
+ * popularity; for a video still being ingested its weight and the user wait until it is ready (videoReady).
+ */
 const APPEND = `
+if redis.call('EXISTS', KEYS[6]) == 0 then return 2 end
 if redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) == false then return 0 end
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', '1000000', '*', 'e', ARGV[2])
 if ARGV[5] == '1' then
   redis.call('ZADD', KEYS[3], 'GT', ARGV[3], ARGV[4])
   redis.call('ZREMRANGEBYRANK', KEYS[3], 0, -tonumber(ARGV[7]) - 1)
 else
-  redis.call('SADD', KEYS[4], ARGV[4])
+  redis.call('ZADD', KEYS[4], 'GT', ARGV[3], ARGV[4])
+  redis.call('ZREMRANGEBYRANK', KEYS[4], 0, -tonumber(ARGV[8]) - 1)
 end
-if tonumber(ARGV[6]) > 0 then redis.call('ZINCRBY', KEYS[5], ARGV[6], ARGV[4]) end
+if redis.call('ZSCORE', KEYS[7], ARGV[4]) then
+  if tonumber(ARGV[6]) > 0 then redis.call('ZINCRBY', KEYS[5], ARGV[6], ARGV[4]) end
+else
+  if tonumber(ARGV[6]) > 0 then redis.call('ZINCRBY', KEYS[8], ARGV[6], ARGV[4]) end
+  if ARGV[5] == '1' and redis.call('SCARD', KEYS[9]) < tonumber(ARGV[10]) then redis.call('SADD', KEYS[9], ARGV[9]) end
+end
 return 1`;
+
+/** A video became ready: its waiting popularity is counted, and the users who engaged with it meanwhile are returned. */
+const READY = `
+local w = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if w then
+  redis.call('ZINCRBY', KEYS[2], w, ARGV[1])
+  redis.call('ZREM', KEYS[1], ARGV[1])
+end
+local users = redis.call('SMEMBERS', KEYS[3])
+redis.call('DEL', KEYS[3])
+return users`;
+
+/** Where the video records live (src/catalog): an event is taken only for a video that has one. */
+export interface VideoKeys {
+  recordKey(videoId: string): string;
+  readonly readyKey: string;
+}
+
+/** How much per-user state is kept (README "Limits"): each list drops its oldest entries past its cap. */
+export interface EventLimits {
+  /** Newest engaged items kept per user (the user tower reads the newest of them). @defaultValue 200 */
+  sequenceMax: number;
+  /** Newest skipped items kept per user (excluded from recommendations). @defaultValue 1000 */
+  skipsMax: number;
+}
+
+/** What became of each event of a batch, in order. */
+export type AppendOutcome = 'accepted' | 'duplicate' | 'unknown-video';
 
 export function engaged(e: BehaviourEvent): boolean {
   if (e.type === 'skip') return false;
@@ -45,20 +87,22 @@ export function engaged(e: BehaviourEvent): boolean {
 export class EventLog {
   readonly #redis: Redis;
   readonly #prefix: string;
-  readonly #keepPerUser: number;
+  readonly #videos: VideoKeys;
+  readonly limits: EventLimits;
 
-  /** @param keepPerUser how many recent engaged items a user's sequence keeps (the user tower reads the newest). */
-  constructor(redis: Redis, prefix: string, keepPerUser = 200) {
+  constructor(redis: Redis, prefix: string, videos: VideoKeys, limits: EventLimits = { sequenceMax: 200, skipsMax: 1000 }) {
     this.#redis = redis;
     this.#prefix = prefix;
-    this.#keepPerUser = keepPerUser;
+    this.#videos = videos;
+    this.limits = limits;
   }
 
   seqKey(userId: string): string {
     return `${this.#prefix}:user:${userId}:seq`;
   }
-  skippedKey(userId: string): string {
-    return `${this.#prefix}:user:${userId}:skipped`;
+  /** A sorted set by time, capped (the first version's unbounded set, `:skipped`, is no longer read). */
+  skipsKey(userId: string): string {
+    return `${this.#prefix}:user:${userId}:skips`;
   }
   get popularKey(): string {
     return `${this.#prefix}:popular`;
@@ -66,39 +110,66 @@ export class EventLog {
   get streamKey(): string {
     return `${this.#prefix}:events`;
   }
+  get #pendingPopularKey(): string {
+    return `${this.#prefix}:popular:pending`;
+  }
+  #pendingUsersKey(videoId: string): string {
+    return `${this.#prefix}:video:${videoId}:pending-users`;
+  }
 
-  /** Appends events not seen before (by eventId); returns the users whose state changed. */
-  async append(events: BehaviourEvent[]): Promise<{ accepted: number; duplicates: number; users: string[] }> {
+  /** Appends events not seen before (by eventId) whose video exists; returns each one's outcome and the users whose state changed. */
+  async append(events: BehaviourEvent[]): Promise<{ outcomes: AppendOutcome[]; users: string[] }> {
     const pipe = this.#redis.pipeline();
     for (const e of events) {
       pipe.eval(
         APPEND,
-        5,
+        9,
         `${this.#prefix}:event:${e.eventId}`,
         this.streamKey,
         this.seqKey(e.userId),
-        this.skippedKey(e.userId),
+        this.skipsKey(e.userId),
         this.popularKey,
+        this.#videos.recordKey(e.videoId),
+        this.#videos.readyKey,
+        this.#pendingPopularKey,
+        this.#pendingUsersKey(e.videoId),
         DEDUPE_TTL_S,
         JSON.stringify(e),
         e.timestamp,
         e.videoId,
         engaged(e) ? '1' : '0',
         engaged(e) ? EVENT_WEIGHT[e.type] : 0,
-        this.#keepPerUser,
+        this.limits.sequenceMax,
+        this.limits.skipsMax,
+        e.userId,
+        MAX_PENDING_USERS,
       );
     }
     const res = (await pipe.exec()) ?? [];
     const users = new Set<string>();
-    let accepted = 0;
-    res.forEach(([err, v], i) => {
+    const outcomes = res.map(([err, v], i): AppendOutcome => {
       if (err) throw err;
-      if (v === 1) {
-        accepted++;
-        users.add(events[i]!.userId);
-      }
+      if (v === 2) return 'unknown-video';
+      if (v !== 1) return 'duplicate';
+      users.add(events[i]!.userId);
+      return 'accepted';
     });
-    return { accepted, duplicates: events.length - accepted, users: [...users] };
+    return { outcomes, users: [...users] };
+  }
+
+  /**
+   * A video became ready: the popularity its events earned while it was ingested is counted now, and the users who
+   * engaged with it meanwhile are returned, for their vectors to be recomputed (their events skipped it until now).
+   */
+  async videoReady(videoId: string): Promise<string[]> {
+    return (await this.#redis.eval(
+      READY,
+      3,
+      this.#pendingPopularKey,
+      this.popularKey,
+      this.#pendingUsersKey(videoId),
+      videoId,
+    )) as string[];
   }
 
   /** The user's newest engaged items, oldest first, with their timestamps (ms). */
@@ -109,11 +180,14 @@ export class EventLog {
     return out;
   }
 
-  /** Everything the user has engaged with or skipped: excluded from their recommendations. */
+  /**
+   * Everything the user has engaged with or skipped, excluded from their recommendations: at most
+   * sequenceMax + skipsMax ids, whatever the user has sent.
+   */
   async seen(userId: string): Promise<string[]> {
     const [engagedIds, skipped] = await Promise.all([
       this.#redis.zrange(this.seqKey(userId), '0', '-1'),
-      this.#redis.smembers(this.skippedKey(userId)),
+      this.#redis.zrange(this.skipsKey(userId), '0', '-1'),
     ]);
     return [...new Set([...engagedIds, ...skipped])];
   }

@@ -12,15 +12,25 @@ export interface EventServiceDeps {
   jobs: Pick<JobQueue, 'requestUserVector'>;
 }
 
+/** Refused events listed in a response (the count covers them all). */
+const MAX_REFUSALS_LISTED = 100;
+
+/**
+ * What became of a batch. An event whose video has no record is refused (VIDEO_NOT_FOUND) and not kept: it can be
+ * sent again once the video exists. One on a video still being ingested is accepted and counts once it is ready.
+ */
+export interface EventsOutcome {
+  accepted: number;
+  duplicates: number;
+  refused?: Array<{ index: number; code: 'VIDEO_NOT_FOUND'; field: string }>;
+  refusedCount?: number;
+}
+
 /** How far ahead of the server's clock an event may be stamped (clock skew), ms. */
 export const MAX_CLOCK_SKEW_MS = 5 * 60_000;
 
 /** Appends the events not seen before and asks for the changed users' vectors; `events.<i>` names a bad one. */
-export async function recordEvents(
-  deps: EventServiceDeps,
-  events: BehaviourEvent[],
-  now = Date.now(),
-): Promise<{ accepted: number; duplicates: number }> {
+export async function recordEvents(deps: EventServiceDeps, events: BehaviourEvent[], now = Date.now()): Promise<EventsOutcome> {
   events.forEach((e, i) => {
     // A clock far in the future would pin an event as "newest" forever.
     if (e.timestamp > now + MAX_CLOCK_SKEW_MS)
@@ -28,5 +38,13 @@ export async function recordEvents(
   });
   const res = await deps.events.append(events);
   await Promise.all(res.users.map((userId) => deps.jobs.requestUserVector(userId)));
-  return { accepted: res.accepted, duplicates: res.duplicates };
+  const count = (o: string) => res.outcomes.filter((x) => x === o).length;
+  const refused = res.outcomes.flatMap((o, index) =>
+    o === 'unknown-video' ? [{ index, code: 'VIDEO_NOT_FOUND' as const, field: `events.${index}.videoId` }] : [],
+  );
+  return {
+    accepted: count('accepted'),
+    duplicates: count('duplicate'),
+    ...(refused.length ? { refused: refused.slice(0, MAX_REFUSALS_LISTED), refusedCount: refused.length } : {}),
+  };
 }

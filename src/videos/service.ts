@@ -9,6 +9,7 @@ import type { MediaLimits } from '../media/types.ts';
 import type { VectorStore } from '../store/types.ts';
 import type { JobQueue } from '../queue/index.ts';
 import { probe } from '../media/index.ts';
+import { parseJobError } from '../queue/index.ts';
 import type { StoredUpload, VideoFiles } from './files.ts';
 
 export interface VideoServiceDeps {
@@ -63,7 +64,9 @@ export async function admitVideo(deps: VideoServiceDeps, stored: StoredUpload, f
   const { catalog, generation } = deps;
   const videoId = videoIdFor(stored.sha256);
   const jobId = jobIdFor(stored.sha256, generation);
-  const existing = await catalog.get(videoId);
+  const stored0 = await catalog.get(videoId);
+  // A video whose job died without saying so is failed too: uploading it again retries it.
+  const existing = stored0 && (await reconcile(deps, stored0));
   if (existing && existing.status !== 'failed' && existing.generation === generation) {
     return { videoId, jobId: existing.jobId, status: existing.status, duplicate: true };
   }
@@ -90,6 +93,32 @@ export async function admitVideo(deps: VideoServiceDeps, stored: StoredUpload, f
   await catalog.put(rec);
   await deps.jobs.enqueueIngest(jobId, { videoId, uploadPath: stored.path, sha256: stored.sha256, generation, probe: probed });
   return { videoId, jobId, status: 'queued', duplicate: false };
+}
+
+/**
+ * The record as its user should see it. A queued or processing video whose ingest job has failed is failed, with
+ * the job's code: BullMQ fails a job whose workers died more often than the policy allows (JOB_STALLED) without
+ * running any of our code, and the worker that did it may itself have died before its `failed` listener marked the
+ * video. A job that is gone altogether (the queue lost it) makes the video failed with JOB_LOST. Written back when
+ * the job's failure is final, so the record says it from then on.
+ */
+export async function reconcile(deps: Pick<VideoServiceDeps, 'catalog' | 'jobs'>, rec: VideoRecord): Promise<VideoRecord> {
+  if (rec.status !== 'queued' && rec.status !== 'processing') return rec;
+  const job = await deps.jobs.ingestJob(rec.jobId);
+  if (job && job.state !== 'failed') return rec;
+  if (!job) {
+    const error = { code: 'JOB_LOST', message: `the ingest job ${rec.jobId} of video ${rec.videoId} is not in the queue` };
+    return { ...rec, status: 'failed', error };
+  }
+  const error = parseJobError(job.failedReason) ?? { code: 'INTERNAL', message: 'the ingest job failed' };
+  return (await deps.catalog.update(rec.videoId, { status: 'failed', error })) ?? { ...rec, status: 'failed', error };
+}
+
+/** A video's record, reconciled with its job (see reconcile); VIDEO_NOT_FOUND when there is none. */
+export async function getVideo(deps: Pick<VideoServiceDeps, 'catalog' | 'jobs'>, videoId: string): Promise<VideoRecord> {
+  const rec = await deps.catalog.get(videoId);
+  if (!rec) throw new AppError('VIDEO_NOT_FOUND', `no video ${videoId}`, { field: 'id' });
+  return reconcile(deps, rec);
 }
 
 /** Drops an upload that was not admitted (a bad request around it), unless a record of the same bytes owns it. */

@@ -13,9 +13,18 @@ import { multipart } from '../helpers/multipart.ts';
 
 let svc: TestService;
 const ids: string[] = [];
+/** While set, every ingest waits here as it enters cleanup (before it is marked ready). */
+let hold: Promise<void> | null = null;
 
 before(async () => {
-  svc = await startTestService({ workers: true });
+  svc = await startTestService({
+    workers: true,
+    jobDeps: () => ({
+      onStage: async (stage) => {
+        if (stage === 'cleanup' && hold) await hold;
+      },
+    }),
+  });
   for (let i = 0; i < 6; i++) {
     const f = path.join(svc.config.dataDir, `u${i}.mp4`);
     await corpusClip(f, ['--seed', String(500 + i), '--seconds', '2', '--size', '128x128']);
@@ -112,4 +121,39 @@ test('a user with no history gets popular-and-fresh items, most engaged first', 
     'the newest other item is near the top',
   );
   assert.equal(new Set(r.hits.map((h: { videoId: string }) => h.videoId)).size, r.hits.length, 'no repeats');
+});
+
+test('an event on a video still being ingested counts once the video is ready: its popularity and the user vector', async (t) => {
+  if (!svc.rt.encoders.has('user')) {
+    t.skip(`generation ${svc.rt.encoders.generation.name} has no user tower`);
+    return;
+  }
+  let release!: () => void;
+  hold = new Promise((r) => (release = r));
+  try {
+    const f = path.join(svc.config.dataDir, 'late.mp4');
+    await corpusClip(f, ['--seed', '600', '--seconds', '2', '--size', '128x128']);
+    const { payload, headers } = multipart({ title: 'late' }, { data: await readFile(f) });
+    const up = (await svc.app.inject({ method: 'POST', url: '/v1/videos', payload, headers })).json();
+    const ev = { eventId: 'late-1', userId: 'dave', videoId: up.videoId, type: 'share', timestamp: new Date().toISOString() };
+    const r = await svc.app.inject({ method: 'POST', url: '/v1/events', payload: { events: [ev] } });
+    assert.deepEqual(r.json(), { accepted: 1, duplicates: 0 });
+    assert.notEqual((await svc.rt.catalog.get(up.videoId))?.status, 'ready', 'the event came before the video was ready');
+    assert.ok(!(await svc.rt.events.popular(100)).includes(up.videoId), 'not counted while the video is not ready');
+    // The user's job runs while the video is held, and finds nothing to encode.
+    const uv = svc.rt.jobs.queue('user-vector');
+    const skipped = async () => (await uv.getCompleted()).some((j) => j.data.userId === 'dave' && j.returnvalue?.skipped === 'no-history');
+    for (const end = Date.now() + 30_000; !(await skipped()); await new Promise((r) => setTimeout(r, 100))) {
+      if (Date.now() > end) throw new Error('the user-vector job did not run while the video was held');
+    }
+    release();
+    assert.equal((await waitForJob(svc, up.jobId)).state, 'completed');
+    // The user-vector job ran before the video was ready (and skipped it); readiness asks for it again.
+    const u = await waitUser('dave', 0);
+    assert.equal(u.events, 1);
+    assert.ok((await svc.rt.events.popular(100)).includes(up.videoId), 'counted once ready');
+  } finally {
+    release();
+    hold = null;
+  }
 });

@@ -14,6 +14,7 @@ import { startTestService, type TestService } from '../helpers/service.ts';
 import { lavfiClip } from '../helpers/clips.ts';
 import { multipart } from '../helpers/multipart.ts';
 import { ROOT } from '../helpers/generation.ts';
+import { JOB_POLICY } from '../../jobs/policy.ts';
 
 let svc: TestService;
 const children: ChildProcess[] = [];
@@ -47,13 +48,18 @@ function startWorker(env: Record<string, string> = {}): ChildProcess {
   return c;
 }
 
-async function enqueue(seconds: number, seed: number): Promise<string> {
+async function upload(seconds: number, seed: number) {
   const file = path.join(svc.config.dataDir, `clip-${seed}.mp4`);
   await lavfiClip(file, { seconds, size: '320x240' });
   const { payload, headers } = multipart({ title: `clip ${seed}` }, { data: await readFile(file) });
-  const r = await svc.app.inject({ method: 'POST', url: '/v1/videos', payload, headers });
+  const post = () => svc.app.inject({ method: 'POST', url: '/v1/videos', payload, headers });
+  const r = await post();
   assert.equal(r.statusCode, 202, r.body);
-  return r.json().jobId as string;
+  return { jobId: r.json().jobId as string, videoId: r.json().videoId as string, post };
+}
+
+async function enqueue(seconds: number, seed: number): Promise<string> {
+  return (await upload(seconds, seed)).jobId;
 }
 
 const ingestJob = (jobId: string) => svc.rt.jobs.queue('ingest').getJob(jobId);
@@ -116,4 +122,78 @@ test('SIGTERM drains: the active job completes before the worker exits cleanly',
   w.kill('SIGTERM');
   assert.equal(await exit, 0);
   assert.equal(await waitState(jobId, ['completed', 'failed', 'active', 'waiting'], 5_000), 'completed');
+});
+
+/** Waits until the worker `pid` has taken the job and is inside the pipeline; false when the job failed meanwhile. */
+async function waitTakenBy(jobId: string, pid: number | undefined, timeoutMs = 120_000): Promise<boolean> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const job = await ingestJob(jobId);
+    if (job && (await job.getState()) === 'failed') return false;
+    const stage = (job?.progress as { stage?: string } | undefined)?.stage;
+    if (ranBy(job, pid) && (stage === 'extract' || stage === 'encode')) return true;
+    if (Date.now() > end) throw new Error(`worker ${pid} did not take job ${jobId} (stage ${stage}, by ${job?.processedBy})`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+test('a job whose workers die more often than the stall limit leaves its video failed (JOB_STALLED), and uploading it again retries it', async (t) => {
+  const { jobId, videoId, post } = await upload(30, 3);
+  // Each kill is a stall; one more than maxStalledCount and BullMQ fails the job without running the processor.
+  let kills = 0;
+  for (let i = 0; i <= JOB_POLICY.ingest.maxStalledCount; i++) {
+    const w = startWorker({ MONTAGE_LOCK_MS: '1500' });
+    const taken = await waitTakenBy(jobId, w.pid);
+    w.kill('SIGKILL');
+    await new Promise((r) => w.once('exit', r));
+    if (!taken) break; // its own run stalled on the busy machine: the limit was reached sooner
+    kills++;
+  }
+  assert.ok(kills >= 1, 'at least one worker was killed inside the pipeline');
+  t.diagnostic(`${kills} workers SIGKILLed inside the pipeline`);
+  // A live worker finds the job stalled once too often; BullMQ fails it, and the worker's failed listener marks the video.
+  startWorker();
+  assert.equal(await waitState(jobId, ['failed'], 120_000), 'failed');
+  const job = await ingestJob(jobId);
+  assert.match(job!.failedReason, /stalled more than allowable limit/);
+  // The worker's failed listener marks the record itself (no read of the video is needed for that).
+  let rec = await svc.rt.catalog.get(videoId);
+  for (const end = Date.now() + 10_000; Date.now() < end && rec?.status !== 'failed'; await new Promise((r) => setTimeout(r, 100))) {
+    rec = await svc.rt.catalog.get(videoId);
+  }
+  assert.equal(rec?.status, 'failed', JSON.stringify(rec));
+  assert.equal(rec?.error?.code, 'JOB_STALLED');
+  const video = (await svc.app.inject({ method: 'GET', url: `/v1/videos/${videoId}` })).json();
+  assert.equal(video.status, 'failed');
+  assert.equal(video.error.code, 'JOB_STALLED');
+  // Had that worker died before its listener ran, the read reconciles the record with the failed job.
+  await svc.rt.catalog.update(videoId, { status: 'processing', error: undefined });
+  const read = (await svc.app.inject({ method: 'GET', url: `/v1/videos/${videoId}` })).json();
+  assert.equal(read.status, 'failed');
+  assert.equal(read.error.code, 'JOB_STALLED');
+  assert.equal((await svc.rt.catalog.get(videoId))?.status, 'failed', 'the read wrote the failure back');
+  const jobView = (await svc.app.inject({ method: 'GET', url: `/v1/jobs/${jobId}` })).json();
+  assert.equal(jobView.error?.code, 'JOB_STALLED');
+
+  // The same file again: a retry, not a duplicate answer with nothing queued.
+  const again = await post();
+  assert.equal(again.statusCode, 202, again.body);
+  assert.equal(again.json().duplicate, false);
+  assert.equal(again.json().status, 'queued');
+  assert.equal(await waitState(jobId, ['completed', 'failed'], 240_000), 'completed', (await ingestJob(jobId))?.failedReason);
+  const ready = (await svc.app.inject({ method: 'GET', url: `/v1/videos/${videoId}` })).json();
+  assert.equal(ready.status, 'ready');
+  assert.equal(ready.error, undefined);
+  await stopAll();
+});
+
+test('a queued video whose job is gone from the queue reads as failed (JOB_LOST), and uploading it again retries it', async () => {
+  const { jobId, videoId, post } = await upload(2, 4);
+  await svc.rt.jobs.queue('ingest').remove(jobId);
+  const lost = (await svc.app.inject({ method: 'GET', url: `/v1/videos/${videoId}` })).json();
+  assert.equal(lost.status, 'failed');
+  assert.equal(lost.error.code, 'JOB_LOST');
+  const again = await post();
+  assert.equal(again.json().duplicate, false);
+  assert.ok(await ingestJob(jobId), 'the job is queued again');
 });

@@ -9,6 +9,7 @@ import path from 'node:path';
 import { startTestService, type TestService } from '../helpers/service.ts';
 import { lavfiClip } from '../helpers/clips.ts';
 import { multipart } from '../helpers/multipart.ts';
+import { fakeRecord } from '../helpers/records.ts';
 
 let svc: TestService;
 let clip: Buffer;
@@ -143,9 +144,12 @@ test('search refuses malformed requests with 400 naming the field', async () => 
   assert.equal(missing.json().error.code, 'VIDEO_NOT_FOUND');
 });
 
-test('events: malformed events are refused naming the field; a replayed batch is accepted once', async () => {
+test('events: malformed events are refused naming the field; a replayed batch is accepted once; unknown videos are refused', async () => {
   const post = (events: unknown[]) => svc.app.inject({ method: 'POST', url: '/v1/events', payload: { events } });
-  const good = { eventId: 'e1', userId: 'u1', videoId: 'abc', type: 'view', timestamp: new Date().toISOString(), completion: 0.8 };
+  const videoId = 'e'.repeat(32);
+  await svc.rt.catalog.put({ ...fakeRecord(videoId), status: 'ready' });
+  await svc.rt.catalog.markReady(videoId, Date.now());
+  const good = { eventId: 'e1', userId: 'u1', videoId, type: 'view', timestamp: new Date().toISOString(), completion: 0.8 };
   const bad = await post([good, { ...good, eventId: 'e2', type: 'teleport' }]);
   assert.equal(bad.statusCode, 400);
   assert.equal(bad.json().error.field, 'events.1.type');
@@ -153,12 +157,29 @@ test('events: malformed events are refused naming the field; a replayed batch is
   assert.equal(noUser.json().error.field, 'events.0.userId');
   const future = await post([{ ...good, timestamp: new Date(Date.now() + 86_400_000).toISOString() }]);
   assert.equal(future.json().error.field, 'events.0.timestamp');
+  const script = await post([{ ...good, videoId: 'not-a-video-<script>' }]);
+  assert.equal(script.statusCode, 400);
+  assert.equal(script.json().error.field, 'events.0.videoId');
   const first = await post([good, { ...good, eventId: 'e3', type: 'like' }]);
   assert.equal(first.statusCode, 202);
   assert.deepEqual(first.json(), { accepted: 2, duplicates: 0 });
   const again = await post([good, { ...good, eventId: 'e3', type: 'like' }]);
   assert.deepEqual(again.json(), { accepted: 0, duplicates: 2 });
   assert.equal(await svc.rt.redis.xlen(svc.rt.events.streamKey), 2);
+  // A video with no record: refused with its code and not kept (no popularity, no log entry), so it can be resent.
+  const unknown = await post([
+    { ...good, eventId: 'e4', videoId: '0'.repeat(32) },
+    { ...good, eventId: 'e5' },
+  ]);
+  assert.equal(unknown.statusCode, 202);
+  assert.deepEqual(unknown.json(), {
+    accepted: 1,
+    duplicates: 0,
+    refused: [{ index: 0, code: 'VIDEO_NOT_FOUND', field: 'events.0.videoId' }],
+    refusedCount: 1,
+  });
+  assert.deepEqual(await svc.rt.events.popular(10), [videoId]);
+  assert.equal(await svc.rt.redis.xlen(svc.rt.events.streamKey), 3);
 });
 
 test('recommendations for a user with no history fall back to popular-and-fresh', async () => {
@@ -168,4 +189,60 @@ test('recommendations for a user with no history fall back to popular-and-fresh'
   const capped = await svc.app.inject('/v1/users/nobody/recommendations?limit=100000');
   assert.equal(capped.statusCode, 400);
   assert.equal(capped.json().error.field, 'limit');
+});
+
+test("one error shape everywhere, Fastify's own refusals included, with a request id and no server paths", async () => {
+  const shape = (r: { statusCode: number; headers: Record<string, unknown>; json(): any }, status: number, code: string) => {
+    assert.equal(r.statusCode, status, JSON.stringify(r.json()));
+    const { error } = r.json();
+    assert.equal(error.code, code);
+    assert.equal(typeof error.message, 'string');
+    assert.match(error.requestId, /^[0-9a-f-]{36}$/);
+    assert.equal(r.headers['x-request-id'], error.requestId);
+    assert.doesNotMatch(error.message, /\/tmp\/|\/work\/|file:|@ 0x[0-9a-f]/, 'no server path or ffmpeg internals');
+  };
+  shape(await svc.app.inject({ method: 'GET', url: `/v1/jobs/${'x'.repeat(300)}` }), 414, 'URI_TOO_LONG');
+  shape(await svc.app.inject({ method: 'GET', url: '/v1/nothing/here' }), 404, 'ROUTE_NOT_FOUND');
+  shape(
+    await svc.app.inject({ method: 'POST', url: '/v1/search', payload: 'hi', headers: { 'content-type': 'text/plain' } }),
+    415,
+    'UNSUPPORTED_CONTENT_TYPE',
+  );
+  shape(
+    await svc.app.inject({ method: 'POST', url: '/v1/search', payload: '{x', headers: { 'content-type': 'application/json' } }),
+    400,
+    'BAD_REQUEST',
+  );
+  const b = '----two';
+  const twoFiles = Buffer.from(
+    `--${b}\r\nContent-Disposition: form-data; name="file"; filename="a.mp4"\r\n\r\nabc\r\n` +
+      `--${b}\r\nContent-Disposition: form-data; name="file"; filename="b.mp4"\r\n\r\ndef\r\n--${b}--\r\n`,
+  );
+  const second = await svc.app.inject({
+    method: 'POST',
+    url: '/v1/videos',
+    payload: twoFiles,
+    headers: { 'content-type': `multipart/form-data; boundary=${b}` },
+  });
+  shape(second, 413, 'REQUEST_TOO_LARGE');
+  // A PNG named .mp4: ffprobe's message names the upload's path and its own internals; the response does not.
+  const png = Buffer.concat([Buffer.from('89504e470d0a1a0a0000000d49484452', 'hex'), Buffer.alloc(1000)]);
+  const { payload, headers } = multipart({ title: 'png' }, { data: png, name: 'photo.mp4' });
+  shape(await svc.app.inject({ method: 'POST', url: '/v1/videos', payload, headers }), 415, 'UNSUPPORTED_MEDIA');
+  // Query vectors: non-finite, huge and string components are refused with a code (not coerced, not searched).
+  const dim = svc.rt.encoders.generation.dim;
+  const bodies = [
+    JSON.stringify({ vector: Array(dim).fill(1e200) }),
+    JSON.stringify({ vector: Array(dim).fill('1') }),
+    `{"vector":[${Array(dim - 1)
+      .fill(0)
+      .join(',')},1e400]}`, // parses to Infinity
+  ];
+  for (const payload of bodies) {
+    shape(
+      await svc.app.inject({ method: 'POST', url: '/v1/search', payload, headers: { 'content-type': 'application/json' } }),
+      400,
+      'VECTOR_INVALID',
+    );
+  }
 });

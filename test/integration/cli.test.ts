@@ -21,10 +21,10 @@ after(async () => {
   await rm(env.MONTAGE_DATA_DIR!, { recursive: true, force: true });
 });
 
-async function montage(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+async function montage(args: string[], extra: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
     const r = await run(process.execPath, [path.join(ROOT, 'src/cli/main.ts'), ...args], {
-      env: { ...process.env, ...env },
+      env: { ...process.env, ...env, ...extra },
       timeout: 300_000,
     });
     return { code: 0, ...r };
@@ -65,4 +65,12 @@ test('montage with no command prints usage; an unknown one exits 2', async () =>
   const r = await montage(['frobnicate']);
   assert.equal(r.code, 2);
   assert.match(r.stderr, /usage: montage/);
+});
+
+test('montage status prints only its JSON on stdout, with logs on (they go to stderr), so it pipes to jq', async () => {
+  env ??= await testEnv();
+  const s = await montage(['status'], { LOG_LEVEL: 'info' });
+  assert.equal(s.code, 0, s.stderr);
+  assert.equal(typeof JSON.parse(s.stdout).generation, 'string');
+  assert.match(s.stderr, /runtime ready/);
 });

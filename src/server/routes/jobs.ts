@@ -1,6 +1,6 @@
 /** GET /v1/jobs/:id: state, current stage, progress %, ETA, error code and message. */
 import type { FastifyInstance } from 'fastify';
-import { AppError } from '../../errors/index.ts';
+import { AppError, publicMessage } from '../../errors/index.ts';
 import { parseJobError } from '../../queue/index.ts';
 import type { AppDeps } from '../app.ts';
 
@@ -31,7 +31,7 @@ export function jobRoutes(deps: AppDeps) {
           createdAt: new Date(job.createdAt).toISOString(),
           ...(job.finishedAt ? { finishedAt: new Date(job.finishedAt).toISOString() } : {}),
           ...(result?.stages ? { stageSeconds: result.stages } : {}),
-          ...(error ? { error } : {}),
+          ...(error ? { error: { code: error.code, message: publicMessage(error.message) } } : {}),
         };
       },
     );

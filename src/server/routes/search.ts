@@ -49,6 +49,19 @@ export function toHit(h: SearchHit, publicUrl: string) {
   };
 }
 
+/** Largest |component| a query vector may have: the stored vectors are unit length, so more is a mistake or an attack. */
+const MAX_COMPONENT = 1e6;
+
+/** A query vector holds finite JSON numbers of bounded magnitude (1e400 parses to Infinity; "1" is not a number). */
+function checkVector(v: unknown): void {
+  if (!Array.isArray(v)) return; // absent, or the schema's to refuse
+  const bad = v.findIndex((x) => typeof x !== 'number' || !Number.isFinite(x) || Math.abs(x) > MAX_COMPONENT);
+  if (bad >= 0)
+    throw new AppError('VECTOR_INVALID', `vector[${bad}] is not a finite number of magnitude at most ${MAX_COMPONENT}`, {
+      field: `vector.${bad}`,
+    });
+}
+
 export function searchRoutes(deps: AppDeps) {
   const cap = deps.config.server.searchMaxLimit;
   return async (app: FastifyInstance) => {
@@ -60,6 +73,8 @@ export function searchRoutes(deps: AppDeps) {
           body: { $ref: 'SearchRequest#' },
           response: { 200: { $ref: 'SearchResponse#' }, '4xx': { $ref: 'Error#' } },
         },
+        // Before the schema, which coerces: a vector of strings is refused, not read as numbers.
+        preValidation: async (req) => checkVector((req.body as { vector?: unknown } | undefined)?.vector),
       },
       async (req) => {
         const b = req.body;

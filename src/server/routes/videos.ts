@@ -1,9 +1,17 @@
 /** POST/GET/DELETE /v1/videos: uploads in, records out, vectors and files removed on delete. */
 import { createReadStream } from 'node:fs';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { AppError } from '../../errors/index.ts';
+import { AppError, publicMessage } from '../../errors/index.ts';
 import type { VideoRecord } from '../../catalog/index.ts';
-import { admitVideo, deleteVideo, discardUpload, videoService, type VideoFields, type VideoServiceDeps } from '../../videos/service.ts';
+import {
+  admitVideo,
+  deleteVideo,
+  discardUpload,
+  getVideo,
+  videoService,
+  type VideoFields,
+  type VideoServiceDeps,
+} from '../../videos/service.ts';
 import type { StoredUpload } from '../../videos/files.ts';
 import type { AppDeps } from '../app.ts';
 
@@ -56,7 +64,7 @@ export function toVideoResponse(rec: VideoRecord, publicUrl: string) {
     sha256: rec.sha256,
     uploadedAt: new Date(rec.uploadedAt).toISOString(),
     ...(rec.posterPath ? { posterUrl: `${publicUrl}/v1/videos/${rec.videoId}/poster.jpg` } : {}),
-    ...(rec.error ? { error: rec.error } : {}),
+    ...(rec.error ? { error: { code: rec.error.code, message: publicMessage(rec.error.message) } } : {}),
   };
 }
 
@@ -97,6 +105,8 @@ export function videoRoutes(deps: AppDeps) {
         },
       },
       async (req, reply) => {
+        // Refused before the body is read: with Redis down no upload could be admitted, so none is streamed to disk.
+        await deps.jobs.ping();
         const { stored, fields } = await readUpload(req, svc);
         return reply.code(202).send(await admitVideo(svc, stored, fields));
       },
@@ -111,11 +121,7 @@ export function videoRoutes(deps: AppDeps) {
           response: { 200: { $ref: 'Video#' }, '4xx': { $ref: 'Error#' } },
         },
       },
-      async (req) => {
-        const rec = await catalog.get(req.params.id);
-        if (!rec) throw new AppError('VIDEO_NOT_FOUND', `no video ${req.params.id}`, { field: 'id' });
-        return toVideoResponse(rec, config.server.publicUrl);
-      },
+      async (req) => toVideoResponse(await getVideo(svc, req.params.id), config.server.publicUrl),
     );
 
     app.get<{ Params: { id: string } }>(
