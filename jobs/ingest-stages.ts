@@ -11,6 +11,8 @@
 import { AppError } from '../src/errors/index.ts';
 import type { Catalog, VideoRecord } from '../src/catalog/index.ts';
 import type { Logger } from '../src/log.ts';
+import type { EnrichConfig } from '../src/config/index.ts';
+import { pendingEnrichments } from './enrich.ts';
 import type { MediaLimits, ProbeResult, SegmentFrames } from '../src/media/types.ts';
 import type { Encoders } from '../src/models/types.ts';
 import type { ItemPoint, SegmentPoint, VectorStore } from '../src/store/types.ts';
@@ -20,12 +22,14 @@ import { probe, extractFrames, extractAudio, segmentAudio, posterFrame } from '.
 import { fuseSegment, fuseVideo, type FusedVideo } from '../src/fusion/index.ts';
 
 export interface IngestDeps {
-  config: { media: { limits: MediaLimits } };
+  config: { media: { limits: MediaLimits }; enrich: EnrichConfig };
   encoders: Encoders;
   store: VectorStore;
   catalog: Catalog;
   files: VideoFiles;
   log: Logger;
+  /** Queues the video's enrichment once its ingest vectors have landed (jobs/enrich.ts). */
+  jobs: { enqueueEnrich(videoId: string, data: { videoId: string; uploadPath: string }): Promise<void> };
   /**
    * Called as each stage begins, after its progress is reported. Tests inject a DELETE at a known stage here;
    * metrics may listen here too.
@@ -202,8 +206,11 @@ export async function cleanupStage(ctx: IngestContext, rec: VideoRecord, fused: 
     generation: encoders.generation.name,
     posterPath,
     error: undefined,
+    enrichments: pendingEnrichments(ctx.deps.config.enrich),
   });
   // Deleted after the vectors were written: the DELETE removes them itself (it deletes the record first).
   if (!ready) throw new VideoDeleted(videoId);
   await catalog.markReady(videoId, rec.uploadedAt);
+  // The fast path ends here: the video is searchable; its evidence comes from a job of its own, timed apart.
+  await ctx.deps.jobs.enqueueEnrich(videoId, { videoId, uploadPath: ctx.data.uploadPath });
 }

@@ -30,6 +30,7 @@ import {
 } from './shared.ts';
 import {
   ITEM_COLUMNS,
+  ITEM_EVIDENCE_FIELDS,
   ITEM_VECTOR_COLUMNS,
   SEGMENT_COLUMNS,
   buildTable,
@@ -369,8 +370,18 @@ export class EmbeddedStore implements VectorStore {
     const t = await guard(`opening table ${name}`, async () =>
       (await db.tableNames()).includes(name) ? db.openTable(name) : db.createEmptyTable(name, schemaFor(kind, dim), { existOk: true }),
     );
-    const have = tableDim(await t.schema(), kind);
+    const schema = await t.schema();
+    const have = tableDim(schema, kind);
     if (have !== dim) throw new AppError('GENERATION_MISMATCH', `table ${name} holds ${have}-dimensional vectors, expected ${dim}`);
+    if (kind === 'items') {
+      // Tables written before the evidence columns existed get them, empty (no rewrite of the rows).
+      const missing = ITEM_EVIDENCE_FIELDS.filter((f) => !schema.fields.some((x) => x.name === f.name));
+      if (missing.length > 0) {
+        await guard(`adding ${missing.map((f) => f.name).join(', ')} to ${name}`, () =>
+          t.addColumns(missing.map((f) => ({ name: f.name, valueSql: 'CAST(NULL AS STRING)' }))),
+        );
+      }
+    }
     return t;
   }
 

@@ -67,6 +67,7 @@ const PAYLOAD_INDEXES: Record<Kind, [string, 'keyword' | 'float' | 'integer'][]>
   items: [
     ['videoId', 'keyword'],
     ['tags', 'keyword'],
+    ['terms', 'keyword'],
     ['durationS', 'float'],
     ['uploadedAt', 'integer'],
     ['modalities', 'keyword'],
@@ -381,6 +382,7 @@ export function itemFilter(f: ItemFilter | undefined): Filter | undefined {
   const mustNot: Condition[] = [];
   if (f.tagsAny?.length) must.push({ key: 'tags', match: { any: f.tagsAny } });
   for (const t of f.tagsAll ?? []) must.push(match('tags', t));
+  if (f.termsAny?.length) must.push({ key: 'terms', match: { any: f.termsAny } });
   if (f.durationMinS !== undefined || f.durationMaxS !== undefined) {
     must.push({ key: 'durationS', range: range(f.durationMinS, f.durationMaxS, 'duration') });
   }
@@ -441,6 +443,8 @@ function toItemHit(rec: QRecord, score: number, withVectors: boolean): ItemHit {
     sha256: p.sha256,
   };
   if (p.externalId != null) payload.externalId = p.externalId;
+  if (p.evidence != null) payload.evidence = p.evidence;
+  if (p.terms != null) payload.terms = p.terms;
   const hit: ItemHit = { videoId: payload.videoId, score, payload };
   if (withVectors) {
     const vectors: Partial<Record<VectorName, Float32Array>> = {};

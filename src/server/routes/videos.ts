@@ -57,6 +57,7 @@ export function toVideoResponse(rec: VideoRecord, publicUrl: string) {
     uploadedAt: new Date(rec.uploadedAt).toISOString(),
     ...(rec.posterPath ? { posterUrl: `${publicUrl}/v1/videos/${rec.videoId}/poster.jpg` } : {}),
     ...(rec.error ? { error: rec.error } : {}),
+    ...(rec.enrichments ? { enrichments: rec.enrichments } : {}),
   };
 }
 
