@@ -13,7 +13,7 @@
  *   the training captions ("a miniature crimson orb scoots right on an ebony background").
  * Each group: {clips, r1, r5, baseline_r1, baseline_r5}; plus the enrich job's seconds per video minute.
  *
- *   node bench/realmedia.ts [--generation DIR] [--baseline-generation DIR]
+ *   node bench/realmedia.ts [--generation DIR] [--baseline-generation DIR] [--vector-weight W] [--evidence-boost B] [--out FILE]
  * Both default to the served generation (encoders/generations/DEFAULT). Writes bench/results/realmedia.json.
  */
 import { execFile } from 'node:child_process';
@@ -29,8 +29,19 @@ import { multipart } from '../test/helpers/multipart.ts';
 
 const run = promisify(execFile);
 const { values } = parseArgs({
-  options: { generation: { type: 'string' }, 'baseline-generation': { type: 'string' }, out: { type: 'string' } },
+  options: {
+    generation: { type: 'string' },
+    'baseline-generation': { type: 'string' },
+    out: { type: 'string' },
+    // To measure the enrichment settings (README "Configuration"): the service defaults when unset.
+    'vector-weight': { type: 'string' },
+    'evidence-boost': { type: 'string' },
+  },
 });
+const settings: Record<string, string> = {
+  ...(values['vector-weight'] !== undefined ? { MONTAGE_ENRICH_VECTOR_WEIGHT: values['vector-weight'] } : {}),
+  ...(values['evidence-boost'] !== undefined ? { MONTAGE_EVIDENCE_BOOST: values['evidence-boost'] } : {}),
+};
 const served = defaultGenerationDir();
 if (!served) throw new Error('no served generation (encoders/generations/DEFAULT)');
 const generation = path.resolve(values.generation ?? served);
@@ -196,7 +207,7 @@ async function pass(generationDir: string, enrich: boolean): Promise<Pass> {
     env: {
       MONTAGE_GENERATION_DIR: generationDir,
       LOG_LEVEL: 'warn',
-      ...(enrich ? {} : { MONTAGE_ENRICH_OCR: 'off', MONTAGE_ENRICH_OBJECTS: 'off' }),
+      ...(enrich ? settings : { MONTAGE_ENRICH_OCR: 'off', MONTAGE_ENRICH_OBJECTS: 'off' }),
     },
   });
   try {
@@ -269,6 +280,7 @@ const out = {
   machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model, load_1m: +os.loadavg()[0]!.toFixed(1) },
   generation: enriched.generation,
   baseline_generation: baseline.generation,
+  settings,
   command: 'node bench/realmedia.ts [--generation DIR] [--baseline-generation DIR]',
   note: 'one query per clip, all 25 clips in one store; r1/r5 = text search on the service with enrichment (OCR + objects, evidence boost and vector blend at their defaults); baseline = the same clips and queries on the plain ingest vectors (enrichment off). speech: no engine is indexed (pocketsphinx WER 0.772), so it is the audio tower alone in both. enrich_seconds_per_video_minute = enrich job wall seconds (run alone after each ingest) / video minutes, on a shared 2-core machine.',
   ...groups,

@@ -51,38 +51,51 @@ export function queryWords(text: string): string[] {
   return [...new Set(normaliseWords(text).filter((w) => !STOP_WORDS.has(w)))];
 }
 
+/** A word and its singular by the plain English rules ("kites" → kite, "boxes" → box), so plurals match either way. */
+export function wordForms(w: string): string[] {
+  const out = [w];
+  if (w.length > 3 && w.endsWith('s') && !w.endsWith('ss')) out.push(w.slice(0, -1));
+  if (w.length > 4 && /(xes|ches|shes|sses)$/.test(w)) out.push(w.slice(0, -2));
+  if (w.length > 4 && w.endsWith('ies')) out.push(`${w.slice(0, -3)}y`);
+  return out;
+}
+
+/** Every form of the query's words, for the store's `termsAny` filter. */
+export function queryTerms(words: readonly string[]): string[] {
+  return [...new Set(words.flatMap(wordForms))];
+}
+
 /** Every word the evidence can be found by, sorted and unique: OCR words, object class words and their neighbours. */
 export function evidenceTerms(evidence: readonly StoredEvidence[]): string[] {
   const terms = new Set<string>();
   for (const e of evidence) {
     if (e.kind === 'object') for (const w of objectWords(e.text).keys()) terms.add(w);
-    else for (const w of normaliseWords(e.text)) terms.add(w);
+    else for (const w of normaliseWords(e.text)) for (const f of wordForms(w)) terms.add(f);
   }
   return [...terms].sort();
 }
 
-/** How well one evidence item matches the query words (0 when not at all). */
-function matchOne(e: StoredEvidence, words: readonly string[]): { match: number; words: string[] } {
+/** Per query word, how well one evidence item has it (0..1; absent when not at all). */
+function wordMatches(e: StoredEvidence, words: readonly string[]): Map<string, number> {
+  const out = new Map<string, number>();
   if (e.kind === 'object') {
     const related = objectWords(e.text);
-    let best = 0;
-    const hit: string[] = [];
     for (const w of words) {
-      const s = related.get(w);
-      if (s === undefined) continue;
-      hit.push(w);
-      best = Math.max(best, s);
+      const s = Math.max(...wordForms(w).map((f) => related.get(f) ?? 0));
+      if (s > 0) out.set(w, s);
     }
-    return { match: best, words: hit };
+    return out;
   }
-  const read = new Set(normaliseWords(e.text));
-  const hit = words.filter((w) => read.has(w));
-  return { match: words.length ? hit.length / words.length : 0, words: hit };
+  const read = new Set(normaliseWords(e.text).flatMap(wordForms));
+  for (const w of words) if (wordForms(w).some((f) => read.has(f))) out.set(w, 1);
+  return out;
 }
 
 /**
- * The evidence that matches the query, best first, and the item's match strength: the best on-screen line and
- * the best object, united as independent chances (1 - (1 - ocr)(1 - object)).
+ * The evidence that matches the query, best first, and the item's match strength: the share of the query's words
+ * the evidence has, each word counted by its best match anywhere in the video (1 read on screen or an object's
+ * name, a neighbour's similarity otherwise), so "a dog next to a bicycle" prefers the video that shows both.
+ * An item's own `match`: for a line, the share of the query's words read in it; for an object, its best word.
  */
 export function matchEvidence(
   query: string,
@@ -91,15 +104,16 @@ export function matchEvidence(
   const words = queryWords(query);
   if (!evidence?.length || words.length === 0) return { strength: 0, matched: [] };
   const matched: MatchedEvidence[] = [];
-  const best: Record<string, number> = {};
+  const best = new Map<string, number>();
   for (const e of evidence) {
-    const m = matchOne(e, words);
-    if (m.match <= 0) continue;
-    matched.push({ ...e, match: Math.round(m.match * 1000) / 1000, words: m.words });
-    best[e.kind] = Math.max(best[e.kind] ?? 0, m.match);
+    const m = wordMatches(e, words);
+    if (m.size === 0) continue;
+    for (const [w, s] of m) best.set(w, Math.max(best.get(w) ?? 0, s));
+    const match = e.kind === 'object' ? Math.max(...m.values()) : m.size / words.length;
+    matched.push({ ...e, match: Math.round(match * 1000) / 1000, words: [...m.keys()] });
   }
   matched.sort((a, b) => b.match - a.match || b.confidence - a.confidence || a.startS - b.startS);
-  const strength = 1 - Object.values(best).reduce((p, m) => p * (1 - m), 1);
+  const strength = [...best.values()].reduce((a, b) => a + b, 0) / words.length;
   return { strength, matched };
 }
 

@@ -6,7 +6,7 @@ import { AppError } from '../errors/index.ts';
 import type { Encoders } from '../models/types.ts';
 import type { ItemFilter, ItemHit, VectorName, VectorStore } from '../store/types.ts';
 import { dot, unit } from '../vectors.ts';
-import { matchEvidence, queryWords, type MatchedEvidence } from '../enrich/match.ts';
+import { matchEvidence, queryTerms, queryWords, type MatchedEvidence } from '../enrich/match.ts';
 import { groupMoments, mmr, type Moment } from './rank.ts';
 
 export interface SearchQuery {
@@ -128,7 +128,7 @@ async function withEvidence(
   const found = await deps.store.searchItems({
     vector: o.qv,
     using: o.using,
-    filter: { ...o.filter, termsAny: words },
+    filter: { ...o.filter, termsAny: queryTerms(words) },
     limit: Math.max(o.want, 10) * OVERFETCH,
     withVectors: o.rerank,
   });
