@@ -194,6 +194,8 @@ for (const c of clips) {
 
 interface Pass {
   ranks: Map<string, number>;
+  /** Per query: the clip ranked first and the evidence it matched by. */
+  tops: Map<string, { clip: string; evidence: string[] }>;
   enrichS: number;
   videoS: number;
   engines: Record<string, { seconds: number; items: number; states: Record<string, number> }>;
@@ -244,13 +246,18 @@ async function pass(generationDir: string, enrich: boolean): Promise<Pass> {
       console.error(`${enrich ? 'enriched' : 'baseline'} ${c.name}: ${JSON.stringify(rec.enrichments ?? {})}`);
     }
     const ranks = new Map<string, number>();
+    const tops: Pass['tops'] = new Map();
+    const nameOf = new Map([...ids].map(([name, id]) => [id, name]));
     for (const c of clips) {
       const r = await svc.app.inject({ method: 'POST', url: '/v1/search', payload: { text: c.query, limit: 10 } });
-      const hits = (r.json() as { hits: { videoId: string }[] }).hits;
+      const hits = (r.json() as { hits: { videoId: string; evidence?: { kind: string; text: string; match: number }[] }[] }).hits;
       const rank = hits.findIndex((h) => h.videoId === ids.get(c.name));
       ranks.set(c.name, rank < 0 ? Infinity : rank + 1);
+      const top = hits[0];
+      if (top)
+        tops.set(c.name, { clip: nameOf.get(top.videoId)!, evidence: (top.evidence ?? []).map((e) => `${e.kind}:${e.text}:${e.match}`) });
     }
-    return { ranks, enrichS, videoS, engines, generation: svc.rt.encoders.generation.name };
+    return { ranks, tops, enrichS, videoS, engines, generation: svc.rt.encoders.generation.name };
   } finally {
     await svc.close();
   }

@@ -3,11 +3,12 @@
  * (COCO objects, through the generation's objects.onnx) and say (on-screen text, tesseract), each engine its own
  * stage, and upgrade the item: the evidence is kept in the store payload (`evidence`, and `terms` for filters and
  * exact words), and its text, encoded with the generation's text tower, is blended into the item's fused vector
- * with `config.enrich.vectorWeight`. Speech is not indexed: the only offline engine measured (pocketsphinx, WER
+ * and into each segment's fused vector (the evidence inside the segment's time range) with
+ * `config.enrich.vectorWeight`. Speech is not indexed: the only offline engine measured (pocketsphinx, WER
  * 0.772 on espeak-ng speech, bench/results/speech.json) did not earn it.
  *
  * Failure never costs the ingest: the job writes nothing to the store unless an engine found something, the
- * fused vector is recomputed from the item's own per-modality vectors (so a retry or a re-run does not compound),
+ * fused vectors are recomputed from the points' own per-modality vectors (so a retry or a re-run does not compound),
  * and every engine's outcome lands in the video record (GET /v1/videos/:id `enrichments`). A retryable failure is
  * retried as a whole (the engines are deterministic); on the last try the failed engine is recorded with its code
  * and what the others found is kept.
@@ -21,8 +22,8 @@ import { probe } from '../src/media/index.ts';
 import type { MediaLimits } from '../src/media/types.ts';
 import { loadManifest, type RuntimeOptions } from '../src/models/index.ts';
 import type { Encoders } from '../src/models/types.ts';
-import { fuseVideo } from '../src/fusion/index.ts';
-import type { StoredEvidence, VectorStore } from '../src/store/types.ts';
+import { fuseSegment, fuseVideo } from '../src/fusion/index.ts';
+import type { SegmentPoint, StoredEvidence, VectorStore } from '../src/store/types.ts';
 import { axpy, unit } from '../src/vectors.ts';
 import { detectObjects, ObjectDetector, objectsSpec, readOnScreenText, type Evidence } from '../src/enrich/index.ts';
 import type { SampleOptions } from '../src/enrich/sampler.ts';
@@ -218,12 +219,36 @@ async function upgradeItem(deps: EnrichDeps, videoId: string, evidence: StoredEv
     const [ev] = await encoders.encodeText([text]);
     vectors.fused = blendEvidence(base, ev!, config.enrich.vectorWeight);
   }
+  const segments = await upgradedSegments(deps, videoId, evidence);
   await store.upsertItems([{ payload: { ...item.payload, evidence, terms: evidenceTerms(evidence) }, vectors }]);
+  if (segments) await store.upsertSegments(videoId, segments);
   if (!(await catalog.get(videoId))) {
     await store.deleteVideo(videoId);
     return false;
   }
   return true;
+}
+
+/**
+ * The video's segments with the evidence inside each blended into its fused vector (the same weight as the item),
+ * recomputed from the segment's own video and audio vectors; null when there is nothing to change.
+ */
+async function upgradedSegments(deps: EnrichDeps, videoId: string, evidence: StoredEvidence[]): Promise<SegmentPoint[] | null> {
+  const w = deps.config.enrich.vectorWeight;
+  if (!(w > 0)) return null;
+  const segments = await deps.store.getSegments(videoId);
+  const texts = segments.map((s) => evidenceText(evidence.filter((e) => e.startS < s.payload.endS && e.endS > s.payload.startS)));
+  const distinct = [...new Set(texts.filter(Boolean))];
+  if (distinct.length === 0) return null;
+  const encoded = new Map(distinct.map((t, i) => [t, i]));
+  const vectors = await deps.encoders.encodeText(distinct);
+  return segments.map((s, i) => {
+    const { video, audio } = s.vectors;
+    const base = video || audio ? fuseSegment({ video, audio }) : s.vectors.fused;
+    const text = texts[i]!;
+    if (!base) return s;
+    return { ...s, vectors: { ...s.vectors, fused: text ? blendEvidence(base, vectors[encoded.get(text)!]!, w) : base } };
+  });
 }
 
 function round(x: number): number {

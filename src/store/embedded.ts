@@ -34,6 +34,7 @@ import {
   ITEM_VECTOR_COLUMNS,
   SEGMENT_COLUMNS,
   buildTable,
+  cellVector,
   itemColumns,
   itemSchema,
   schemaFor,
@@ -228,6 +229,24 @@ export class EmbeddedStore implements VectorStore {
     const cols = withVectors ? [...ITEM_COLUMNS, ...ITEM_VECTOR_COLUMNS] : ITEM_COLUMNS;
     const row = await this.#byId('items', itemPointId(videoId), `reading item ${videoId}`, cols);
     return row ? toItemHit(row, 1, withVectors) : null;
+  }
+
+  async getSegments(videoId: string): Promise<SegmentPoint[]> {
+    const cols = [...SEGMENT_COLUMNS, ...SEGMENT_VECTORS.flatMap((n) => [`v_${n}`, `has_${n}`])];
+    const rows = await guard(`reading the segments of ${videoId}`, () =>
+      this.#table('segments', 'read')
+        .query()
+        .where(`video_id = ${sqlString(videoId)}`)
+        .select(cols)
+        .toArray(),
+    );
+    return rows
+      .map((r: Record<string, unknown>) => {
+        const vectors: SegmentPoint['vectors'] = {};
+        for (const n of SEGMENT_VECTORS) if (r[`has_${n}`]) vectors[n] = cellVector(r[`v_${n}`]);
+        return { payload: toSegmentPayload(r), vectors };
+      })
+      .sort((a, b) => a.payload.index - b.payload.index);
   }
 
   async deleteVideo(videoId: string): Promise<void> {

@@ -142,6 +142,31 @@ export class QdrantStore implements VectorStore {
     await this.#upsert('items', qpoints, `upserting ${rows.length} items`);
   }
 
+  async getSegments(videoId: string): Promise<SegmentPoint[]> {
+    const out: SegmentPoint[] = [];
+    let offset: string | number | undefined;
+    do {
+      const page = await this.#call(`reading the segments of ${videoId}`, () =>
+        this.#client.scroll(this.#alias('segments'), {
+          filter: { must: [match('videoId', videoId)] },
+          limit: 1000,
+          offset,
+          with_payload: true,
+          with_vector: true,
+        }),
+      );
+      for (const p of page.points) {
+        const vectors: SegmentPoint['vectors'] = {};
+        for (const [name, v] of Object.entries((p.vector ?? {}) as Record<string, number[]>)) {
+          if (Array.isArray(v)) vectors[name as 'fused' | 'video' | 'audio'] = Float32Array.from(v);
+        }
+        out.push({ payload: pickSegment(p.payload as unknown as SegmentPayload), vectors });
+      }
+      offset = (page.next_page_offset ?? undefined) as string | number | undefined;
+    } while (offset !== undefined);
+    return out.sort((a, b) => a.payload.index - b.payload.index);
+  }
+
   async upsertSegments(videoId: string, points: SegmentPoint[]): Promise<void> {
     checkSegmentsOf(videoId, points);
     const dim = this.#dim();

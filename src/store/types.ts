@@ -119,6 +119,8 @@ export interface VectorStore {
   /** Replaces every segment of the videos named in `points`. */
   upsertSegments(videoId: string, points: SegmentPoint[]): Promise<void>;
   getItem(videoId: string, withVectors?: boolean): Promise<ItemHit | null>;
+  /** A video's segments with their vectors, in index order (the enrich job rewrites them with its evidence). */
+  getSegments(videoId: string): Promise<SegmentPoint[]>;
   deleteVideo(videoId: string): Promise<void>;
   searchItems(req: SearchRequest): Promise<ItemHit[]>;
   searchSegments(req: SearchRequest & { using: 'fused' | 'video' | 'audio' }): Promise<SegmentHit[]>;

@@ -441,6 +441,21 @@ describe('embedded store: evidence columns', () => {
         assert.deepEqual(await ids(['100%_sure']), ['new'], 'LIKE wildcards in a word are literal');
         assert.deepEqual(await ids(['100x_sure']), []);
         assert.equal(await store.countItems({ termsAny: ['dog'] }), 1);
+        // getSegments: every segment of the video, in index order, with its vectors.
+        const seg = (index: number) => ({
+          payload: { videoId: 'new', index, startS: index * 2, endS: index * 2 + 2, modalities: ['video' as const], generation: 'g1' },
+          vectors: { fused: Float32Array.from([index, 1, 0, 0]), video: Float32Array.from([0, 0, 1, index]) },
+        });
+        await store.upsertSegments('new', [seg(1), seg(0)]);
+        const segs = await store.getSegments('new');
+        assert.deepEqual(
+          segs.map((x) => [x.payload.index, x.payload.startS, Array.from(x.vectors.fused!), Array.from(x.vectors.video!), x.vectors.audio]),
+          [
+            [0, 0, [0, 1, 0, 0], [0, 0, 1, 0], undefined],
+            [1, 2, [1, 1, 0, 0], [0, 0, 1, 1], undefined],
+          ],
+        );
+        assert.deepEqual(await store.getSegments('old'), []);
       } finally {
         await store.close();
       }
