@@ -300,6 +300,7 @@ const out = {
     query: c.query,
     rank: enriched.ranks.get(c.name),
     baseline_rank: baseline.ranks.get(c.name),
+    top: enriched.tops.get(c.name),
   })),
   wall_s: +((performance.now() - t0) / 1000).toFixed(1),
 };
