@@ -104,7 +104,11 @@ export function makeEnrichProcessor(deps: EnrichDeps) {
   return async (job: Job<EnrichData>): Promise<EnrichResult> => {
     const finalTry = job.attemptsMade + 1 >= (job.opts.attempts ?? JOB_POLICY.enrich.attempts);
     try {
-      return await withTimeout(() => runEnrich(deps, job, finalTry), JOB_POLICY.enrich.timeoutMs, `enrichment of ${job.data.videoId}`);
+      return await withTimeout(
+        (signal) => runEnrich(deps, job, finalTry, signal),
+        JOB_POLICY.enrich.timeoutMs,
+        `enrichment of ${job.data.videoId}`,
+      );
     } catch (err) {
       const code = isAppError(err) ? err.code : 'INTERNAL';
       const message = err instanceof Error ? err.message : String(err);
@@ -126,12 +130,15 @@ async function failPending(deps: EnrichDeps, videoId: string, error: { code: str
   await deps.catalog.update(videoId, { enrichments });
 }
 
-async function runEnrich(deps: EnrichDeps, job: Job<EnrichData>, finalTry: boolean): Promise<EnrichResult> {
+async function runEnrich(deps: EnrichDeps, job: Job<EnrichData>, finalTry: boolean, signal: AbortSignal): Promise<EnrichResult> {
   const { catalog, config, log } = deps;
   const { videoId, uploadPath } = job.data;
   const t0 = performance.now();
-  const stage = (s: EnrichStage, fraction = 0) =>
-    job.updateProgress({ stage: s, percent: Math.round(((ENRICH_STAGES.indexOf(s) + fraction) / ENRICH_STAGES.length) * 100) });
+  // A run past its timeout stops at the next stage and writes nothing (the retry writes the same evidence).
+  const stage = async (s: EnrichStage, fraction = 0) => {
+    if (fraction === 0) signal.throwIfAborted();
+    await job.updateProgress({ stage: s, percent: Math.round(((ENRICH_STAGES.indexOf(s) + fraction) / ENRICH_STAGES.length) * 100) });
+  };
   const rec = await catalog.get(videoId);
   const empty = { videoId, enrichments: {}, evidence: 0, seconds: 0, secondsPerVideoMinute: 0 };
   if (!rec) return { ...empty, skipped: 'deleted' };

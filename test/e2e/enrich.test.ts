@@ -12,6 +12,8 @@ import path from 'node:path';
 import { startTestService, waitForJob, type TestService } from '../helpers/service.ts';
 import { multipart } from '../helpers/multipart.ts';
 import { missingFiles, sceneClip } from '../helpers/enrich-media.ts';
+import { defaultGenerationDir, generationWithout } from '../helpers/generation.ts';
+import { rm } from 'node:fs/promises';
 
 let svc: TestService;
 const ids: Record<string, string> = {};
@@ -148,5 +150,26 @@ test('a failed enrichment keeps the ingest vectors, the video searchable, and na
     );
   } finally {
     await broken.close();
+  }
+});
+
+test('a generation without a detector skips objects with its reason, and OCR turned off says so', async () => {
+  const gen = await generationWithout(defaultGenerationDir()!, 'objects');
+  const plain = await startTestService({ workers: true, env: { MONTAGE_GENERATION_DIR: gen, MONTAGE_ENRICH_OCR: 'off' } });
+  try {
+    const file = path.join(plain.config.dataDir, 'dog.mp4');
+    await sceneClip(file, [{ seconds: 2, background: { photo: 'dog' } }], { w: 640, h: 360 });
+    const videoId = await ingest(plain, file, 'upload plain');
+    const v = await enriched(plain, videoId);
+    assert.equal(v.enrichments.objects.state, 'skipped');
+    assert.match(v.enrichments.objects.reason, /ships no object detector/);
+    assert.equal(v.enrichments.ocr.state, 'skipped');
+    assert.match(v.enrichments.ocr.reason, /MONTAGE_ENRICH_OCR=off/);
+    const item = await plain.rt.store.getItem(videoId, true);
+    assert.ok(item?.vectors?.fused, 'the ingest vectors are there');
+    assert.equal(item.payload.evidence, undefined, 'nothing found, nothing written');
+  } finally {
+    await plain.close();
+    await rm(gen, { recursive: true, force: true });
   }
 });
