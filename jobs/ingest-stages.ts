@@ -11,6 +11,8 @@
 import { AppError } from '../src/errors/index.ts';
 import type { Catalog, VideoRecord } from '../src/catalog/index.ts';
 import type { Logger } from '../src/log.ts';
+import type { EnrichConfig } from '../src/config/index.ts';
+import { pendingEnrichments } from './enrich.ts';
 import type { MediaLimits, ProbeResult, SegmentFrames } from '../src/media/types.ts';
 import type { Encoders } from '../src/models/types.ts';
 import type { ItemPoint, SegmentPoint, VectorStore } from '../src/store/types.ts';
@@ -25,7 +27,7 @@ import type { EtaModel } from './eta.ts';
 import type { WebhookEmitter, WebhookEvent } from '../src/webhooks/index.ts';
 
 export interface IngestDeps {
-  config: { media: { limits: MediaLimits } };
+  config: { media: { limits: MediaLimits }; enrich: EnrichConfig };
   encoders: Encoders;
   store: VectorStore;
   catalog: Catalog;
@@ -33,7 +35,10 @@ export interface IngestDeps {
   log: Logger;
   /** Events that waited for the video: counted when it is ready, and their users' vectors recomputed. */
   events: Pick<EventLog, 'videoReady'>;
-  jobs: Pick<JobQueue, 'requestUserVector'>;
+  /** Recomputes users' vectors; queues the video's enrichment once its ingest vectors have landed (jobs/enrich.ts). */
+  jobs: Pick<JobQueue, 'requestUserVector'> & {
+    enqueueEnrich(videoId: string, data: { videoId: string; uploadPath: string }): Promise<void>;
+  };
   /**
    * Called as each stage begins, after its progress is reported. Tests inject a DELETE at a known stage here;
    * metrics may listen here too.
@@ -233,6 +238,7 @@ export async function cleanupStage(ctx: IngestContext, rec: VideoRecord, fused: 
     generation: encoders.generation.name,
     posterPath,
     error: undefined,
+    enrichments: pendingEnrichments(ctx.deps.config.enrich),
   });
   // Deleted after the vectors were written: the DELETE removes them itself (it deletes the record first).
   if (!ready) throw new VideoDeleted(videoId);
@@ -240,6 +246,8 @@ export async function cleanupStage(ctx: IngestContext, rec: VideoRecord, fused: 
   // Events that came while it was ingested count now: their users' vectors skipped it until this point.
   const waiting = await ctx.deps.events.videoReady(videoId);
   await Promise.all(waiting.map((userId) => ctx.deps.jobs.requestUserVector(userId)));
+  // The fast path ends here: the video is searchable; its evidence comes from a job of its own, timed apart.
+  await ctx.deps.jobs.enqueueEnrich(videoId, { videoId, uploadPath: ctx.data.uploadPath });
 }
 
 /** Emits a webhook event; a failure to enqueue it is logged and never fails the ingest. */

@@ -124,7 +124,7 @@ function classify(err: unknown, videoId: string): Error {
 }
 
 /** Rejects after `ms` and aborts the run's signal, so the timed-out run cannot write beside the retry. */
-function withTimeout<T>(run: (signal: AbortSignal) => Promise<T>, ms: number, what: string): Promise<T> {
+export function withTimeout<T>(run: (signal: AbortSignal) => Promise<T>, ms: number, what: string): Promise<T> {
   const ctl = new AbortController();
   let timer: NodeJS.Timeout | undefined;
   const t = new Promise<never>((_, reject) => {

@@ -40,6 +40,21 @@ export const JOB_POLICY = {
     keepCompleted: { age: 7 * 86_400, count: 10_000 },
     keepFailed: { age: 30 * 86_400, count: 10_000 },
   },
+  // Enrichment after ingest (jobs/enrich.ts): OCR + objects over the whole video, ~1-2x real time on a busy
+  // core, so a long timeout; one at a time per worker so it never starves ingest of the second core; a lock
+  // renewed by BullMQ while tesseract runs; retried once after a transient failure (a missing engine binary
+  // fails the same way twice and is then recorded per engine).
+  enrich: {
+    queue: 'enrich',
+    attempts: 2,
+    backoffMs: 2_000,
+    timeoutMs: 60 * 60_000,
+    concurrency: 1,
+    lockMs: 120_000,
+    maxStalledCount: 2,
+    keepCompleted: { age: 7 * 86_400, count: 10_000 },
+    keepFailed: { age: 30 * 86_400, count: 10_000 },
+  },
   'user-vector': {
     queue: 'user-vector',
     attempts: 5,

@@ -108,6 +108,14 @@ export class BullJobQueue implements JobQueue {
     await this.enqueue('ingest', data, { jobId });
   }
 
+  /** One enrich job per video: a finished one under the id (an earlier upload's) is removed first. */
+  async enqueueEnrich(videoId: string, data: { videoId: string; uploadPath: string }): Promise<void> {
+    const jobId = `enrich-${videoId}`;
+    const old = await this.#queues.enrich.getJob(jobId);
+    if (old && ((await old.isFailed()) || (await old.isCompleted()))) await old.remove();
+    await this.enqueue('enrich', data, { jobId });
+  }
+
   async ingestJob(jobId: string): Promise<IngestJobView | null> {
     const job = await this.#queues.ingest.getJob(jobId);
     if (!job) return null;

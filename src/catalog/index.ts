@@ -7,6 +7,27 @@ import type { Modality } from '../store/types.ts';
 
 export type VideoStatus = 'queued' | 'processing' | 'ready' | 'failed';
 
+/** The enrichments a video gets after ingest (the enrich job, jobs/enrich.ts). */
+export const ENRICHMENTS = ['ocr', 'objects', 'speech'] as const;
+export type EnrichmentName = (typeof ENRICHMENTS)[number];
+
+/**
+ * Where one enrichment of a video stands: pending (queued or running), done (with what it found), failed (with the
+ * error's code; the ingest vectors stay and the video stays searchable), or skipped (turned off, no model in the
+ * generation, or no engine: `reason` says which).
+ */
+export interface EnrichmentStatus {
+  state: 'pending' | 'done' | 'failed' | 'skipped';
+  /** Evidence items found (done). */
+  items?: number | undefined;
+  /** Frames the engine read (done). */
+  frames?: number | undefined;
+  /** Wall seconds the engine took (done or failed). */
+  seconds?: number | undefined;
+  reason?: string | undefined;
+  error?: { code: string; message: string } | undefined;
+}
+
 export interface VideoRecord {
   videoId: string;
   title: string;
@@ -26,6 +47,8 @@ export interface VideoRecord {
   uploadedAt: number;
   posterPath?: string | undefined;
   error?: { code: string; message: string } | undefined;
+  /** Per enrichment, once the ingest has queued the enrich job. */
+  enrichments?: Partial<Record<EnrichmentName, EnrichmentStatus>> | undefined;
 }
 
 export class Catalog {

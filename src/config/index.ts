@@ -92,6 +92,7 @@ export interface Config {
     /** Newest skipped items kept per user. @defaultValue 1000 (MONTAGE_USER_SKIPS_MAX) */
     skipsMax: number;
   };
+  enrich: EnrichConfig;
   /** @defaultValue 'info' (LOG_LEVEL) */
   logLevel: string;
 }
@@ -151,6 +152,26 @@ function accessConfig(env: Env, host: string): AccessConfig {
     rateLimitPerMinute: int(env, 'MONTAGE_RATE_LIMIT_PER_MIN', keys.length ? 6000 : 0, 0, 10_000_000),
     uploadTimeoutMs: int(env, 'MONTAGE_UPLOAD_TIMEOUT_MS', 600_000, 1000, 86_400_000),
   };
+}
+
+/** The enrich job (issue 10): which engines run after ingest, and how their evidence weighs in search. */
+export interface EnrichConfig {
+  /** Read on-screen text with tesseract. @defaultValue true (MONTAGE_ENRICH_OCR=on|off) */
+  ocr: boolean;
+  /** Detect COCO objects with the generation's objects.onnx (skipped when it has none). @defaultValue true (MONTAGE_ENRICH_OBJECTS) */
+  objects: boolean;
+  /**
+   * Weight of the evidence text vector (the text tower on what was read and seen) blended into the item's fused
+   * vector: fused' = unit((1 - w) fused + w evidence). @defaultValue 0.2 (MONTAGE_ENRICH_VECTOR_WEIGHT, 0..1)
+   */
+  vectorWeight: number;
+  /**
+   * Added to a search hit's score per unit of evidence match (an exact word read on screen or an object named by
+   * the query counts 1, a related word its word-vector similarity). @defaultValue 0.5 (MONTAGE_EVIDENCE_BOOST)
+   */
+  evidenceBoost: number;
+  /** The tesseract executable. @defaultValue 'tesseract' on PATH (TESSERACT_PATH) */
+  tesseractPath: string;
 }
 
 /** Which vector store, with its options: Qdrant when `qdrant` is set, the embedded store otherwise. */
@@ -214,12 +235,18 @@ function oneOf<T extends string>(env: Env, key: string, dflt: T, allowed: readon
   return raw as T;
 }
 
+function unitInterval(env: Env, key: string, dflt: number): number {
+  const v = num(env, key, dflt, 0);
+  if (v > 1) throw new AppError('CONFIG_INVALID', `${key}=${v} must be in [0, 1]`);
+  return v;
+}
+
 function bool(env: Env, key: string, dflt: boolean): boolean {
   const raw = env[key];
   if (raw === undefined || raw === '') return dflt;
-  if (['1', 'true', 'yes'].includes(raw)) return true;
-  if (['0', 'false', 'no'].includes(raw)) return false;
-  throw new AppError('CONFIG_INVALID', `${key}=${JSON.stringify(raw)} must be true or false`);
+  if (['1', 'true', 'on', 'yes'].includes(raw)) return true;
+  if (['0', 'false', 'off', 'no'].includes(raw)) return false;
+  throw new AppError('CONFIG_INVALID', `${key}=${JSON.stringify(raw)} must be on or off`);
 }
 
 function url(env: Env, key: string, dflt: string | undefined): string | undefined {
@@ -336,6 +363,13 @@ export function loadConfig(env: Env = process.env): Config {
     users: {
       sequenceMax: int(env, 'MONTAGE_USER_SEQUENCE_MAX', 200, 1, 100_000),
       skipsMax: int(env, 'MONTAGE_USER_SKIPS_MAX', 1000, 0, 100_000),
+    },
+    enrich: {
+      ocr: bool(env, 'MONTAGE_ENRICH_OCR', true),
+      objects: bool(env, 'MONTAGE_ENRICH_OBJECTS', true),
+      vectorWeight: unitInterval(env, 'MONTAGE_ENRICH_VECTOR_WEIGHT', 0.2),
+      evidenceBoost: num(env, 'MONTAGE_EVIDENCE_BOOST', 0.5, 0),
+      tesseractPath: env.TESSERACT_PATH || 'tesseract',
     },
     logLevel: oneOf(env, 'LOG_LEVEL', 'info', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const),
   };

@@ -26,7 +26,7 @@ import { runEngine } from './engine.ts';
 import type { Box, Observation } from './types.ts';
 
 export interface TesseractOptions {
-  /** The executable. @defaultValue process.env.TESSERACT_PATH ?? 'tesseract' */
+  /** The executable. @defaultValue 'tesseract' (the service passes config.enrich.tesseractPath, TESSERACT_PATH) */
   binary?: string;
   /** Traineddata language(s), `+`-joined. @defaultValue 'eng' */
   lang?: string;
@@ -134,7 +134,7 @@ export function toLines(words: OcrWord[], width: number, height: number, opts: L
 /** Runs tesseract on one image (PPM or PGM bytes) and returns its words. */
 export async function recogniseWords(image: Uint8Array, doing: string, opts: TesseractOptions = {}): Promise<OcrWord[]> {
   const out = await runEngine({
-    command: opts.binary ?? process.env.TESSERACT_PATH ?? 'tesseract',
+    command: opts.binary ?? 'tesseract',
     args: ['stdin', 'stdout', '-l', opts.lang ?? 'eng', '--psm', String(opts.psm ?? 11), '--oem', '1', 'tsv'],
     input: image,
     timeoutMs: opts.timeoutMs ?? 30_000,

@@ -50,7 +50,7 @@ export function lineSimilarity(a: string, b: string): number {
 
 // Function words that carry no search value on their own (a short list on purpose: numbers,
 // names and most verbs stay).
-const STOP_WORDS = new Set(
+export const STOP_WORDS = new Set(
   (
     'a an and are as at be been but by can could did do does for from had has have he her here his how i if in into ' +
     'is it its just me my no not of on or our out over she so some than that the their them then there these they ' +

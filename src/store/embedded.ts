@@ -30,9 +30,11 @@ import {
 } from './shared.ts';
 import {
   ITEM_COLUMNS,
+  ITEM_EVIDENCE_FIELDS,
   ITEM_VECTOR_COLUMNS,
   SEGMENT_COLUMNS,
   buildTable,
+  cellVector,
   itemColumns,
   itemSchema,
   schemaFor,
@@ -229,6 +231,24 @@ export class EmbeddedStore implements VectorStore {
     return row ? toItemHit(row, 1, withVectors) : null;
   }
 
+  async getSegments(videoId: string): Promise<SegmentPoint[]> {
+    const cols = [...SEGMENT_COLUMNS, ...SEGMENT_VECTORS.flatMap((n) => [`v_${n}`, `has_${n}`])];
+    const rows = await guard(`reading the segments of ${videoId}`, () =>
+      this.#table('segments', 'read')
+        .query()
+        .where(`video_id = ${sqlString(videoId)}`)
+        .select(cols)
+        .toArray(),
+    );
+    return rows
+      .map((r: Record<string, unknown>) => {
+        const vectors: SegmentPoint['vectors'] = {};
+        for (const n of SEGMENT_VECTORS) if (r[`has_${n}`]) vectors[n] = cellVector(r[`v_${n}`]);
+        return { payload: toSegmentPayload(r), vectors };
+      })
+      .sort((a, b) => a.payload.index - b.payload.index);
+  }
+
   async deleteVideo(videoId: string): Promise<void> {
     const where = `video_id = ${sqlString(videoId)}`;
     for (const kind of ['items', 'segments'] as const) {
@@ -369,8 +389,18 @@ export class EmbeddedStore implements VectorStore {
     const t = await guard(`opening table ${name}`, async () =>
       (await db.tableNames()).includes(name) ? db.openTable(name) : db.createEmptyTable(name, schemaFor(kind, dim), { existOk: true }),
     );
-    const have = tableDim(await t.schema(), kind);
+    const schema = await t.schema();
+    const have = tableDim(schema, kind);
     if (have !== dim) throw new AppError('GENERATION_MISMATCH', `table ${name} holds ${have}-dimensional vectors, expected ${dim}`);
+    if (kind === 'items') {
+      // Tables written before the evidence columns existed get them, empty (no rewrite of the rows).
+      const missing = ITEM_EVIDENCE_FIELDS.filter((f) => !schema.fields.some((x) => x.name === f.name));
+      if (missing.length > 0) {
+        await guard(`adding ${missing.map((f) => f.name).join(', ')} to ${name}`, () =>
+          t.addColumns(missing.map((f) => ({ name: f.name, valueSql: 'CAST(NULL AS STRING)' }))),
+        );
+      }
+    }
     return t;
   }
 

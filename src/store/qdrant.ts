@@ -67,6 +67,7 @@ const PAYLOAD_INDEXES: Record<Kind, [string, 'keyword' | 'float' | 'integer'][]>
   items: [
     ['videoId', 'keyword'],
     ['tags', 'keyword'],
+    ['terms', 'keyword'],
     ['durationS', 'float'],
     ['uploadedAt', 'integer'],
     ['modalities', 'keyword'],
@@ -139,6 +140,31 @@ export class QdrantStore implements VectorStore {
       payload: { ...p.payload },
     }));
     await this.#upsert('items', qpoints, `upserting ${rows.length} items`);
+  }
+
+  async getSegments(videoId: string): Promise<SegmentPoint[]> {
+    const out: SegmentPoint[] = [];
+    let offset: string | number | undefined;
+    do {
+      const page = await this.#call(`reading the segments of ${videoId}`, () =>
+        this.#client.scroll(this.#alias('segments'), {
+          filter: { must: [match('videoId', videoId)] },
+          limit: 1000,
+          offset,
+          with_payload: true,
+          with_vector: true,
+        }),
+      );
+      for (const p of page.points) {
+        const vectors: SegmentPoint['vectors'] = {};
+        for (const [name, v] of Object.entries((p.vector ?? {}) as Record<string, number[]>)) {
+          if (Array.isArray(v)) vectors[name as 'fused' | 'video' | 'audio'] = Float32Array.from(v);
+        }
+        out.push({ payload: pickSegment(p.payload as unknown as SegmentPayload), vectors });
+      }
+      offset = (page.next_page_offset ?? undefined) as string | number | undefined;
+    } while (offset !== undefined);
+    return out.sort((a, b) => a.payload.index - b.payload.index);
   }
 
   async upsertSegments(videoId: string, points: SegmentPoint[]): Promise<void> {
@@ -381,6 +407,7 @@ export function itemFilter(f: ItemFilter | undefined): Filter | undefined {
   const mustNot: Condition[] = [];
   if (f.tagsAny?.length) must.push({ key: 'tags', match: { any: f.tagsAny } });
   for (const t of f.tagsAll ?? []) must.push(match('tags', t));
+  if (f.termsAny?.length) must.push({ key: 'terms', match: { any: f.termsAny } });
   if (f.durationMinS !== undefined || f.durationMaxS !== undefined) {
     must.push({ key: 'durationS', range: range(f.durationMinS, f.durationMaxS, 'duration') });
   }
@@ -441,6 +468,8 @@ function toItemHit(rec: QRecord, score: number, withVectors: boolean): ItemHit {
     sha256: p.sha256,
   };
   if (p.externalId != null) payload.externalId = p.externalId;
+  if (p.evidence != null) payload.evidence = p.evidence;
+  if (p.terms != null) payload.terms = p.terms;
   const hit: ItemHit = { videoId: payload.videoId, score, payload };
   if (withVectors) {
     const vectors: Partial<Record<VectorName, Float32Array>> = {};

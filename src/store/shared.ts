@@ -75,6 +75,7 @@ export function constrains(f: ItemFilter | undefined): boolean {
   return Boolean(
     f.tagsAny?.length ||
     f.tagsAll?.length ||
+    f.termsAny?.length ||
     f.modalities?.length ||
     f.excludeVideoIds?.length ||
     [f.durationMinS, f.durationMaxS, f.uploadedAfter, f.uploadedBefore].some((v) => v !== undefined),

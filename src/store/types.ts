@@ -20,6 +20,22 @@ export interface ItemPayload {
   generation: string;
   sha256: string;
   externalId?: string | undefined;
+  /**
+   * What the enrich job found in the video (words read on screen, objects seen), each with its time range; absent
+   * until the video is enriched.
+   */
+  evidence?: StoredEvidence[] | undefined;
+  /** Normalised words of the evidence (OCR words, object class words), for `termsAny` filters and exact words. */
+  terms?: string[] | undefined;
+}
+
+/** One piece of evidence as the store keeps it (src/enrich Evidence without frame counts and boxes). */
+export interface StoredEvidence {
+  kind: 'ocr' | 'object' | 'speech';
+  text: string;
+  startS: number;
+  endS: number;
+  confidence: number;
 }
 
 export interface ItemPoint {
@@ -60,6 +76,8 @@ export interface ItemFilter {
   /** Items that have all of these modalities. */
   modalities?: Modality[];
   excludeVideoIds?: string[];
+  /** Items whose evidence terms include any of these (normalised lowercase words). */
+  termsAny?: string[];
 }
 
 export interface SearchRequest {
@@ -101,6 +119,8 @@ export interface VectorStore {
   /** Replaces every segment of the videos named in `points`. */
   upsertSegments(videoId: string, points: SegmentPoint[]): Promise<void>;
   getItem(videoId: string, withVectors?: boolean): Promise<ItemHit | null>;
+  /** A video's segments with their vectors, in index order (the enrich job rewrites them with its evidence). */
+  getSegments(videoId: string): Promise<SegmentPoint[]>;
   deleteVideo(videoId: string): Promise<void>;
   searchItems(req: SearchRequest): Promise<ItemHit[]>;
   searchSegments(req: SearchRequest & { using: 'fused' | 'video' | 'audio' }): Promise<SegmentHit[]>;

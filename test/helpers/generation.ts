@@ -28,17 +28,20 @@ export function defaultGenerationDir(): string | null {
 }
 
 /**
- * A copy of the generation in `dir` without one tower: its graph is left out of a fresh temp folder (the other
+ * A copy of the generation in `dir` without one tower (or without its object detector, `objects`): its graph is left out of a fresh temp folder (the other
  * files are linked, not copied) and the manifest drops it from `towers` and `files`. The caller removes the folder.
  */
 export async function generationWithout(dir: string, tower: string): Promise<string> {
   const manifest = JSON.parse(await readFile(join(dir, 'manifest.json'), 'utf8')) as {
     towers: Record<string, { file: string }>;
+    enrichment?: Record<string, { file: string }>;
     files: Record<string, string>;
   };
-  const graph = manifest.towers[tower]?.file;
+  // `objects` names the enrichment detector (manifest `enrichment.objects`), the rest are towers.
+  const section = tower === 'objects' ? (manifest.enrichment ?? {}) : manifest.towers;
+  const graph = section[tower]?.file;
   if (!graph) throw new Error(`generation ${dir} has no ${tower} tower to leave out`);
-  delete manifest.towers[tower];
+  delete section[tower];
   delete manifest.files[graph];
   const out = await mkdtemp(join(tmpdir(), `montage-gen-no-${tower}-`));
   for (const rel of Object.keys(manifest.files)) {

@@ -398,3 +398,69 @@ function flat(vs: Float32Array[]): Float32Array {
   vs.forEach((v, i) => out.set(v, i * v.length));
   return out;
 }
+
+describe('embedded store: evidence columns', () => {
+  test('a table written before them gets them when opened; evidence round-trips and termsAny filters by whole word', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'montage-evidence-'));
+    try {
+      // An items table of the schema before issue 10 (no evidence, no terms), with one row.
+      const { Schema } = await import('apache-arrow');
+      const { itemSchema, buildTable, itemColumns, ITEM_EVIDENCE_FIELDS } = await import('../../src/store/lance/rows.ts');
+      const lancedb = await import('@lancedb/lancedb');
+      const names = new Set(ITEM_EVIDENCE_FIELDS.map((f) => f.name));
+      const old = new Schema(itemSchema(4).fields.filter((f) => !names.has(f.name)));
+      const base = {
+        title: 't',
+        description: '',
+        tags: [],
+        durationS: 3,
+        uploadedAt: 1,
+        modalities: ['video' as const],
+        generation: 'g1',
+        sha256: 'x',
+      };
+      const cols = itemColumns([{ payload: { ...base, videoId: 'old' }, vectors: { fused: Float32Array.from([1, 0, 0, 0]) } }]);
+      const db = await lancedb.connect(dir);
+      await db.createTable('items__g1', buildTable(old, cols, 4));
+      db.close();
+
+      const store = new EmbeddedStore({ dataDir: dir, readConsistencyS: 0, autoIndex: false });
+      await store.open({ name: 'g1', dim: 4 });
+      try {
+        assert.equal((await store.getItem('old'))?.payload.evidence, undefined);
+        const v = Float32Array.from([0, 1, 0, 0]);
+        const evidence = [{ kind: 'object' as const, text: 'dog', startS: 0, endS: 2, confidence: 0.5 }];
+        await store.upsertItems([
+          { payload: { ...base, videoId: 'new', evidence, terms: ['dog', 'puppy', '100%_sure'] }, vectors: { fused: v } },
+        ]);
+        assert.deepEqual((await store.getItem('new'))?.payload.evidence, evidence);
+        const ids = async (termsAny: string[]) =>
+          (await store.searchItems({ vector: v, using: 'fused', limit: 5, filter: { termsAny } })).map((h) => h.videoId);
+        assert.deepEqual(await ids(['puppy', 'cat']), ['new']);
+        assert.deepEqual(await ids(['pup']), [], 'whole words only');
+        assert.deepEqual(await ids(['100%_sure']), ['new'], 'LIKE wildcards in a word are literal');
+        assert.deepEqual(await ids(['100x_sure']), []);
+        assert.equal(await store.countItems({ termsAny: ['dog'] }), 1);
+        // getSegments: every segment of the video, in index order, with its vectors.
+        const seg = (index: number) => ({
+          payload: { videoId: 'new', index, startS: index * 2, endS: index * 2 + 2, modalities: ['video' as const], generation: 'g1' },
+          vectors: { fused: Float32Array.from([index, 1, 0, 0]), video: Float32Array.from([0, 0, 1, index]) },
+        });
+        await store.upsertSegments('new', [seg(1), seg(0)]);
+        const segs = await store.getSegments('new');
+        assert.deepEqual(
+          segs.map((x) => [x.payload.index, x.payload.startS, Array.from(x.vectors.fused!), Array.from(x.vectors.video!), x.vectors.audio]),
+          [
+            [0, 0, [0, 1, 0, 0], [0, 0, 1, 0], undefined],
+            [1, 2, [1, 1, 0, 0], [0, 0, 1, 1], undefined],
+          ],
+        );
+        assert.deepEqual(await store.getSegments('old'), []);
+      } finally {
+        await store.close();
+      }
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});

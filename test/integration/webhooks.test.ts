@@ -49,7 +49,7 @@ function receive(req: http.IncomingMessage, res: http.ServerResponse): void {
     const id = req.headers[HEADERS.delivery] as string;
     let status = verdict === 'ok' ? 200 : 401;
     if (status === 200 && accepted.has(id)) status = 409;
-    if (status === 200 && failFirst) {
+    if (status === 200 && failFirst && req.url === '/hook') {
       failFirst = false;
       status = 500;
     }
@@ -96,6 +96,12 @@ test('a ready video is delivered signed, retried after a 500, visible through th
     payload: { url: `${base}/hang`, secret: SECRET, events: ['video.ready'] },
   });
   assert.equal(hang.statusCode, 201);
+  const enriched = await svc.app.inject({
+    method: 'POST',
+    url: '/v1/webhooks',
+    payload: { url: `${base}/enriched`, secret: SECRET, events: ['enrichment.done'] },
+  });
+  assert.equal(enriched.statusCode, 201);
 
   const file = path.join(svc.config.dataDir, 'hooked.mp4');
   await lavfiClip(file, { seconds: 2 });
@@ -118,6 +124,11 @@ test('a ready video is delivered signed, retried after a 500, visible through th
   assert.equal(body.data.videoId, videoId);
   assert.equal(ok.headers[HEADERS.event], 'video.ready');
   assert.equal(ok.headers[HEADERS.signature], sign(SECRET, Number(ok.headers[HEADERS.timestamp]), ok.body));
+  // The enrich job that follows the ingest tells its own subscribers, once it has upgraded the item.
+  const done = await until('enrichment.done', () => received.find((r) => r.headers[HEADERS.event] === 'enrichment.done'));
+  const doneBody = JSON.parse(done.body) as { data: { videoId: string; enrichments: Record<string, { state: string }> } };
+  assert.equal(doneBody.data.videoId, videoId);
+  assert.ok(doneBody.data.enrichments.ocr, 'the status of each engine travels with it');
 
   const deliveries = await until('the delivery state', async () => {
     const res = await svc.app.inject({ method: 'GET', url: `/v1/webhooks/${sub.id}/deliveries` });

@@ -4,6 +4,7 @@ import { AppError } from '../../errors/index.ts';
 import type { ItemFilter } from '../../store/types.ts';
 import { search, type SearchHit, type SearchQuery } from '../../search/service.ts';
 import type { AppDeps } from '../app.ts';
+import { normaliseWords } from '../../enrich/text.ts';
 import { checkLimit, PAGE_QUERY_PROPERTIES } from './paging.ts';
 
 interface FilterBody {
@@ -11,6 +12,7 @@ interface FilterBody {
   durationS?: { min?: number; max?: number };
   uploadedAt?: { from?: string; to?: string };
   modalities?: Array<'video' | 'audio' | 'text'>;
+  evidence?: { any?: string[] };
 }
 type SearchBody = Omit<SearchQuery, 'filter' | 'limit' | 'offset'> & { filter?: FilterBody; limit?: number; offset?: number };
 
@@ -30,6 +32,8 @@ export function toFilter(f: FilterBody | undefined): ItemFilter {
     throw new AppError('INVALID_FIELD', 'uploadedAt.from is after uploadedAt.to', { field: 'filter.uploadedAt' });
   }
   if (f.modalities?.length) out.modalities = f.modalities;
+  const terms = (f.evidence?.any ?? []).flatMap(normaliseWords);
+  if (terms.length) out.termsAny = [...new Set(terms)];
   return out;
 }
 
@@ -46,6 +50,7 @@ export function toHit(h: SearchHit, publicUrl: string) {
     posterUrl: `${publicUrl}/v1/videos/${h.videoId}/poster.jpg`,
     uploadedAt: new Date(p.uploadedAt).toISOString(),
     ...(h.moments ? { moments: h.moments } : {}),
+    ...(h.evidence ? { evidence: h.evidence } : {}),
   };
 }
 

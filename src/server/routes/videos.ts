@@ -65,6 +65,7 @@ export function toVideoResponse(rec: VideoRecord, publicUrl: string) {
     uploadedAt: new Date(rec.uploadedAt).toISOString(),
     ...(rec.posterPath ? { posterUrl: `${publicUrl}/v1/videos/${rec.videoId}/poster.jpg` } : {}),
     ...(rec.error ? { error: { code: rec.error.code, message: publicMessage(rec.error.message) } } : {}),
+    ...(rec.enrichments ? { enrichments: rec.enrichments } : {}),
   };
 }
 

@@ -26,7 +26,17 @@ import {
 import { AppError } from '../../errors/index.ts';
 import { itemPointId, segmentPointId, userPointId } from '../ids.ts';
 import { ITEM_VECTORS, SEGMENT_VECTORS, type Kind } from '../shared.ts';
-import type { ItemHit, ItemPayload, ItemPoint, Modality, SegmentPayload, SegmentPoint, UserPoint, VectorName } from '../types.ts';
+import type {
+  ItemHit,
+  ItemPayload,
+  ItemPoint,
+  Modality,
+  SegmentPayload,
+  SegmentPoint,
+  StoredEvidence,
+  UserPoint,
+  VectorName,
+} from '../types.ts';
 
 const utf8 = (name: string, nullable = false) => new Field(name, new Utf8(), nullable);
 const f64 = (name: string) => new Field(name, new Float64(), false);
@@ -37,6 +47,13 @@ const vec = (name: string, dim: number) => new Field(name, new FixedSizeList(dim
 function vectorFields(names: readonly string[], dim: number): Field[] {
   return names.flatMap((n) => [vec(`v_${n}`, dim), new Field(`has_${n}`, new Bool(), false)]);
 }
+
+/**
+ * Evidence columns (added by the enrich job, issue 10): `evidence` holds the items as JSON, `terms` their words
+ * space-joined with a space at each end, so `terms LIKE '% dog %'` finds a word. Nullable, so tables written
+ * before them get them added empty when opened (EmbeddedStore.open).
+ */
+export const ITEM_EVIDENCE_FIELDS = [utf8('evidence', true), utf8('terms', true)];
 
 export function itemSchema(dim: number): Schema {
   return new Schema([
@@ -51,6 +68,7 @@ export function itemSchema(dim: number): Schema {
     utf8('generation'),
     utf8('sha256'),
     utf8('external_id', true),
+    ...ITEM_EVIDENCE_FIELDS,
     ...vectorFields(ITEM_VECTORS, dim),
   ]);
 }
@@ -146,6 +164,8 @@ export const ITEM_COLUMNS = [
   'generation',
   'sha256',
   'external_id',
+  'evidence',
+  'terms',
   ...ITEM_VECTORS.map((n) => `has_${n}`),
 ];
 export const ITEM_VECTOR_COLUMNS = ITEM_VECTORS.map((n) => `v_${n}`);
@@ -175,6 +195,8 @@ export function itemColumns(points: ItemPoint[]): Columns {
     generation: p.map((x) => x.generation),
     sha256: p.map((x) => x.sha256),
     external_id: p.map((x) => x.externalId ?? null),
+    evidence: p.map((x) => (x.evidence ? JSON.stringify(x.evidence) : null)),
+    terms: p.map((x) => (x.terms ? ` ${x.terms.join(' ')} ` : null)),
     ...vectorColumns(ITEM_VECTORS, points),
   };
 }
@@ -219,6 +241,8 @@ export function toItemHit(r: Row, score: number, withVectors: boolean): ItemHit 
     sha256: String(r.sha256),
   };
   if (r.external_id != null) payload.externalId = String(r.external_id);
+  if (r.evidence != null) payload.evidence = JSON.parse(String(r.evidence)) as StoredEvidence[];
+  if (r.terms != null) payload.terms = String(r.terms).trim().split(' ').filter(Boolean);
   const hit: ItemHit = { videoId: payload.videoId, score, payload };
   if (withVectors) {
     const vectors: Partial<Record<VectorName, Float32Array>> = {};

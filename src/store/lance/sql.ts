@@ -13,6 +13,11 @@ export function sqlList(values: readonly string[]): string {
   return values.map(sqlString).join(', ');
 }
 
+/** Escapes LIKE's wildcards (and the escape character) in a literal word. */
+function likeEscape(s: string): string {
+  return s.replace(/[\\%_]/g, (c) => `\\${c}`);
+}
+
 function finite(value: number, field: string): string {
   if (!Number.isFinite(value)) throw new AppError('INVALID_FIELD', `${field} must be a finite number`, { field: `filter.${field}` });
   return String(value);
@@ -29,6 +34,8 @@ export function filterSql(f: ItemFilter | undefined): string[] {
   if (f.uploadedAfter !== undefined) out.push(`uploaded_at >= ${finite(f.uploadedAfter, 'uploadedAfter')}`);
   if (f.uploadedBefore !== undefined) out.push(`uploaded_at <= ${finite(f.uploadedBefore, 'uploadedBefore')}`);
   if (f.modalities?.length) out.push(`array_has_all(modalities, make_array(${sqlList(f.modalities)}))`);
+  if (f.termsAny?.length)
+    out.push(`(${f.termsAny.map((t) => `terms LIKE ${sqlString(`% ${likeEscape(t)} %`)} ESCAPE '\\'`).join(' OR ')})`);
   if (f.excludeVideoIds?.length) out.push(`video_id NOT IN (${sqlList(f.excludeVideoIds)})`);
   return out;
 }
