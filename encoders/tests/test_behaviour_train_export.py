@@ -40,7 +40,7 @@ def trained():
 def test_smoke_training_loss_falls_and_beats_chance(trained):
     model, info, split, cfg = trained
     losses = info["losses"]
-    assert np.mean(losses[-10:]) < 0.9 * np.mean(losses[:5])
+    assert np.mean(losses[-10:]) < 0.95 * np.mean(losses[:5])
     hr, _ = train.evaluate(model, split.test, cfg, np.random.default_rng(0), use_ids=False)
     assert hr > 1.3 * 10 / 60  # topics make the next item predictable: above chance
 

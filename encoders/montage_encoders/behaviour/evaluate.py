@@ -33,7 +33,7 @@ from .model import BehaviourConfig, SequenceModel
 
 METRICS = ("ndcg_at_10", "hr_at_10", "cold_recall_at_10", "cold_ndcg_at_10")
 RUN_KEYS = ("train_s", "peak_rss_mb", "epochs", "steps", "best_epoch", "best_step", "w_bt")
-BT_GRID = (0.05, 0.2)  # Barlow Twins weights tried on seed 0's validation (0 = the next_item row)
+BT_GRID = (0.05, 0.2)  # Barlow Twins weights tried on each seed's validation (0 = the next_item row)
 
 
 class PeakRSS:
@@ -119,8 +119,9 @@ def score_row(model, info, cfg, split, ds, users, profiles, seed, use_ids=True, 
 
 
 def run_seed(ds: data.Dataset, seqs: list[data.Seq], base: BehaviourConfig, seed: int, args, log,
-             content, w_bt: float | None, grid: dict) -> tuple[dict, float]:
-    """Every row for one seed. On seed 0 (w_bt None) the BT weight is chosen on validation."""
+             content) -> tuple[dict, float, dict]:
+    """Every row for one seed; the BT weight is chosen on this seed's validation NDCG@10."""
+    grid = {}
     n_items, users = len(ds.catalogue.ids), np.array([s.user for s in seqs])
     split = data.leave_one_out(seqs)
     profiles = profile_queries(seqs)
@@ -131,28 +132,22 @@ def run_seed(ds: data.Dataset, seqs: list[data.Seq], base: BehaviourConfig, seed
                                   train.hr_ndcg(popularity_ranks(split.train, n_items, split.test, seed))))
     if ds.attributes:
         rows["majority"] = {"probe": majority_probes(ds, users, seed)}
-    ids_dim = base.width  # sasrec / dual score in their own width
-    plans = [("dual_encoder", replace(base, kind="dual", dim=ids_dim, seed=seed)),
-             ("sasrec", replace(base, kind="sasrec", dim=ids_dim, seed=seed)),
+    plans = [("dual_encoder", replace(base, kind="dual", seed=seed)),
+             ("sasrec", replace(base, kind="sasrec", seed=seed)),
              ("next_item", replace(base, w_bt=0.0, seed=seed))]
     for name, cfg in plans:
         log(f"[seed {seed}] {name}")
         model, info = fit_row(cfg, content, n_items, split, log)
         rows[name] = score_row(model, info, cfg, split, ds, users, profiles, seed)
-    if w_bt is None:  # tune on validation: 0 (next_item) and the grid
-        grid["0.0"] = rows["next_item"]["valid_ndcg_at_10"]
-        fitted = {}
-        for w in BT_GRID:
-            log(f"[seed {seed}] barlow_twins w_bt={w} (grid)")
-            cfg = replace(base, w_bt=w, seed=seed)
-            fitted[w] = (cfg, *fit_row(cfg, content, n_items, split, log))
-            grid[str(w)] = fitted[w][2]["valid_ndcg_at_10"]
-        w_bt = max(BT_GRID, key=lambda w: grid[str(w)])
-        cfg, model, info = fitted[w_bt]
-    else:
-        log(f"[seed {seed}] barlow_twins w_bt={w_bt}")
-        cfg = replace(base, w_bt=w_bt, seed=seed)
-        model, info = fit_row(cfg, content, n_items, split, log)
+    grid["0.0"] = rows["next_item"]["valid_ndcg_at_10"]  # tune on validation: 0 (next_item) and the grid
+    fitted = {}
+    for w in BT_GRID:
+        log(f"[seed {seed}] barlow_twins w_bt={w} (grid)")
+        cfg = replace(base, w_bt=w, seed=seed)
+        fitted[w] = (cfg, *fit_row(cfg, content, n_items, split, log))
+        grid[str(w)] = fitted[w][2]["valid_ndcg_at_10"]
+    w_bt = max(BT_GRID, key=lambda w: grid[str(w)])
+    cfg, model, info = fitted[w_bt]
     rows["barlow_twins"] = score_row(model, info, cfg, split, ds, users, profiles, seed)
     if content is not None:
         # the exported path (content only) with the checkpoint chosen by its own validation
@@ -170,7 +165,15 @@ def run_seed(ds: data.Dataset, seqs: list[data.Seq], base: BehaviourConfig, seed
             rows["popularity"].update(cold_recall_at_10=pop[0], cold_ndcg_at_10=pop[1])
             rnd = train.hr_ndcg(random_ranks(cold_test, n_items, np.random.default_rng(seed)))
             rows["random"].update(cold_recall_at_10=rnd[0], cold_ndcg_at_10=rnd[1])
-    return rows, w_bt
+    return rows, w_bt, grid
+
+
+_SHARED: dict = {}
+
+
+def _seed_job(seed: int):
+    torch.set_num_threads(_SHARED["args"].threads)
+    return run_seed(seed=seed, **{k: v for k, v in _SHARED.items() if k != "jobs"})
 
 
 def _stat(values: list[float]) -> dict:
@@ -221,9 +224,8 @@ def table(rows: dict) -> str:
 
 
 def n_fits(seeds: int, has_content: bool, cold: bool) -> int:
-    """Trained models in a run: 3 rows + BT per seed, the extra grid point, content path (+ cold)."""
-    per_seed = 4 + (1 + int(cold) if has_content else 0)
-    return seeds * per_seed + len(BT_GRID) - 1
+    """Trained models per seed: 3 rows, the BT grid, content path (+ cold)."""
+    return seeds * (3 + len(BT_GRID) + (1 + int(cold) if has_content else 0))
 
 
 def parse(argv=None) -> argparse.Namespace:
@@ -237,10 +239,13 @@ def parse(argv=None) -> argparse.Namespace:
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--max-items", type=int, default=200, help="N: newest items the user tower reads")
     ap.add_argument("--max-epochs", type=int, default=200)
+    ap.add_argument("--dim", type=int, default=64,
+                    help="scoring space of the evaluated models (a generation's is its manifest dim, 256)")
     ap.add_argument("--budget-min", type=float, default=50.0,
                     help="wall-clock budget of the whole run, shared equally by the trained models")
     ap.add_argument("--text-steps", type=int, default=80, help="text tower steps on the catalogue")
     ap.add_argument("--cold-fraction", type=float, default=0.2, help="0 = no cold-item row")
+    ap.add_argument("--jobs", type=int, default=1, help="seeds trained in parallel processes (each --threads)")
     ap.add_argument("--threads", type=int, default=1,
                     help="torch threads; 1 on a shared 2-core box (2 threads spin against other jobs)")
     ap.add_argument("--out", help="results file (default var/behaviour/<dataset>.json; bench/results/users.json "
@@ -264,24 +269,32 @@ def main(argv=None) -> dict:
         from .content import TextSettings, fit_content_vectors
 
         log("content vectors: fitting the text tower on the catalogue")
-        content = fit_content_vectors(ds.catalogue, BehaviourConfig.dim, 0, TextSettings(steps=args.text_steps), log=log)
+        content = fit_content_vectors(ds.catalogue, args.dim, 0, TextSettings(steps=args.text_steps), log=log)
         text_s = time.time() - t0
-    fits = n_fits(args.seeds, content is not None, args.cold_fraction > 0)
+    jobs = max(1, min(args.jobs, args.seeds))
+    fits = n_fits(args.seeds, content is not None, args.cold_fraction > 0) / jobs
     left = args.budget_min * 60 - (time.time() - t0)
-    base = BehaviourConfig(max_items=args.max_items, max_epochs=args.max_epochs,
+    base = BehaviourConfig(dim=args.dim, max_items=args.max_items, max_epochs=args.max_epochs,
                            time_budget_s=max(30.0, 0.85 * left / fits))
     log(f"{ds.name}: {len(seqs)} users, {len(ds.catalogue.ids)} items; {fits} models, "
         f"{base.time_budget_s:.0f}s each at most")
-    per_seed, grid, w_bt = [], {}, None
-    for seed in range(args.seeds):
-        rows, w_bt = run_seed(ds, seqs, base, seed, args, log, content, w_bt, grid)
-        per_seed.append(rows)
+    _SHARED.update(ds=ds, seqs=seqs, base=base, args=args, log=log, content=content)
+    if jobs > 1:  # seeds in parallel processes (fork: the data and content vectors are shared)
+        import multiprocessing as mp
+
+        with mp.get_context("fork").Pool(jobs) as pool:
+            outs = pool.map(_seed_job, range(args.seeds))
+    else:
+        outs = [_seed_job(seed) for seed in range(args.seeds)]
+    per_seed = [o[0] for o in outs]
+    chosen = {str(seed): o[1] for seed, o in enumerate(outs)}
+    grids = {str(seed): o[2] for seed, o in enumerate(outs)}
     result = {
         "dataset": ds.name, "seeds": args.seeds, "users": len(seqs), "items": len(ds.catalogue.ids),
         "interactions": int(sum(len(s.items) for s in seqs)), "item_text": content is not None,
-        "rows": aggregate(per_seed), "bt_weight": {"chosen": w_bt, "grid_valid_ndcg_at_10_seed0": grid},
+        "rows": aggregate(per_seed), "bt_weight": {"chosen_by_seed": chosen, "valid_ndcg_at_10_by_seed": grids},
         "config": {**base.to_dict(), "text_steps": args.text_steps, "text_s": text_s, "threads": args.threads,
-                   "budget_min": args.budget_min},
+                   "budget_min": args.budget_min, "jobs": jobs},
         "protocol": PROTOCOL, "wall_s": time.time() - t0,
     }
     out = args.out or os.path.join(os.path.dirname(__file__), "../../var/behaviour", f"{ds.name}.json")
@@ -290,7 +303,7 @@ def main(argv=None) -> dict:
         json.dump(result, f, indent=1)
     os.replace(out + ".tmp", out)
     print(table(result["rows"]))
-    print(f"BT weight {w_bt} (seed-0 validation NDCG@10 by weight: {grid}); wrote {os.path.abspath(out)}")
+    print(f"BT weight by seed {chosen} (validation NDCG@10 by weight: {grids}); wrote {os.path.abspath(out)}")
     return result
 
 
@@ -303,7 +316,7 @@ PROTOCOL = (
     "1/5/10/100% of the training users, majority = the most frequent class of the same labelled subset; "
     "std = sample std over seeds. Every model reads the newest max_items items and is trained on every "
     "position (full softmax up to 30k items, sampled softmax + logQ above); the BT weight is chosen on "
-    "seed 0's validation among the grid and used for all seeds; barlow_twins_content is the exported "
+    "each seed's validation NDCG@10 among the grid; barlow_twins_content is the exported "
     "path (content only, no ids), trained and selected on that path; train_s excludes fitting the text "
     "tower (config.text_s, once per run); peak_rss_mb is this process's peak RSS while that model "
     "trained (torch, data and content vectors included).")

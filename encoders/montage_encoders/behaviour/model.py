@@ -52,7 +52,7 @@ class BehaviourConfig:
     logits_budget: int = 30_000_000  # positions x scored items per batch
     full_softmax_max_items: int = 30_000  # above this the loss is a sampled softmax with logQ correction
     negatives: int = 8192  # sampled softmax size
-    lr: float = 1e-3
+    lr: float = 2e-3
     weight_decay: float = 0.0
     w_bt: float = 0.0  # 0 = next item only
     bt_lambda: float = 5e-3
@@ -96,6 +96,13 @@ class UserTower(nn.Module):
         self.norm = nn.LayerNorm(w)
         self.proj = nn.Linear(w, cfg.dim)
         self.register_buffer("causal", torch.triu(torch.full((n, n), -1e4), diagonal=1))
+        # scales at init: a unit content vector projects to ~unit coordinates (like SASRec's
+        # sqrt(width)-scaled embeddings); time features start small beside it
+        nn.init.normal_(self.inp.weight, std=1.0)
+        nn.init.zeros_(self.inp.bias)
+        for lin in (self.gap, self.now):
+            nn.init.normal_(lin.weight, std=0.02)
+            nn.init.zeros_(lin.bias)
 
     def forward(self, items: torch.Tensor, mask: torch.Tensor, age: torch.Tensor) -> torch.Tensor:
         """The exported graph: embedding only."""
@@ -169,7 +176,7 @@ class SequenceModel(nn.Module):
         self.ids = nn.Embedding(n_items + 1, w, padding_idx=n_items) if use_ids else None
         self.out_ids = nn.Embedding(n_items + 1, cfg.dim, padding_idx=n_items) if use_ids else None
         if use_ids:
-            nn.init.normal_(self.ids.weight, std=0.02)
+            nn.init.normal_(self.ids.weight, std=0.5)
             nn.init.zeros_(self.out_ids.weight)
             with torch.no_grad():
                 self.ids.weight[n_items].zero_()
@@ -191,19 +198,20 @@ class SequenceModel(nn.Module):
         return self.content[idx]
 
     def item_vectors(self, idx: torch.Tensor | None = None, use_ids: bool = True) -> torch.Tensor:
-        """Items in the scoring space; idx None = the catalogue. For montage these are unit vectors
-        (use_ids=False is the exported path, content only); for sasrec/dual the id embeddings."""
+        """Items in the scoring space; idx None = the catalogue. For montage without ids (the
+        exported path) unit vectors; with ids free vectors; for sasrec/dual the id embeddings."""
         if idx is None:
             idx = torch.arange(self.n_items, device=self.known.device)
         if self.cfg.kind != "montage":
             return self.emb(idx)
         pre = self.behaviour.pre(self.item_content(idx))
-        if self.out_ids is not None and use_ids:
-            keep = self.known[idx]
-            if self.training:
-                keep &= torch.rand(idx.shape, device=idx.device) >= self.cfg.id_dropout
-            pre = pre + self.out_ids(torch.where(keep, idx, torch.full_like(idx, self.n_items)))
-        return l2norm(pre)
+        if self.out_ids is None or not use_ids:
+            return l2norm(pre)  # exactly behaviour.onnx
+        # with ids (evaluation only): free norms, like SASRec's item embeddings (a norm acts as a prior)
+        keep = self.known[idx]
+        if self.training:
+            keep &= torch.rand(idx.shape, device=idx.device) >= self.cfg.id_dropout
+        return pre + self.out_ids(torch.where(keep, idx, torch.full_like(idx, self.n_items)))
 
     def states(self, idx: torch.Tensor, age: torch.Tensor, hidden: torch.Tensor | None = None,
                use_ids: bool = True) -> torch.Tensor:
