@@ -61,8 +61,8 @@ def build(gen_dir: str, ds: data.Dataset, content: np.ndarray, cfg: BehaviourCon
                "protocol": "leave-one-out, full ranking with history removed, exported path (content only)"}
     training = {"dataset": ds.name, **{k: info[k] for k in ("epochs", "steps", "best_epoch", "best_step",
                                                             "stopped", "batch_size", "loss")}}
+    write_card(gen_dir, metrics, training, cfg)  # first: the manifest hashes README.md too
     add_to_generation(gen_dir, model, metrics, training)
-    write_card(gen_dir, metrics, training, cfg)
     return metrics
 
 
@@ -111,6 +111,7 @@ def main(argv=None) -> None:
     ap.add_argument("--max-epochs", type=int, default=100)
     ap.add_argument("--budget-s", type=float, default=240.0, help="training wall-clock cap")
     ap.add_argument("--w-bt", type=float, default=DEFAULT_W_BT)
+    ap.add_argument("--batch-size", type=int, default=64, help="users per step (a small log wants small batches)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args(argv)
@@ -126,7 +127,7 @@ def main(argv=None) -> None:
         ds, content = synthetic_log(dim=dim, seed=args.seed)
     # the exported path has no id inputs, and cold start is the point: train content-only
     cfg = BehaviourConfig(dim=dim, max_items=args.max_items, max_epochs=args.max_epochs, time_budget_s=args.budget_s,
-                          w_bt=args.w_bt, use_ids=False, seed=args.seed)
+                          batch_size=args.batch_size, w_bt=args.w_bt, use_ids=False, seed=args.seed)
     t0 = time.time()
     metrics = build(args.generation, ds, content, cfg)
     print(json.dumps({**metrics, "wall_s": time.time() - t0}, indent=1))
