@@ -88,3 +88,11 @@ def test_same_configuration_same_result_whatever_ran_before():
     SequenceModel(cfg, None, 30)
     _, second = fit_row(cfg, None, 30, split, log=None)
     assert first["losses"] == second["losses"] and first["valid_ndcg_at_10"] == second["valid_ndcg_at_10"]
+
+
+def test_time_budget_stops_inside_an_epoch_that_is_too_long():
+    split = _cycle_split(n_users=64)
+    cfg = _tiny(kind="sasrec", batch_size=4, time_budget_s=1e-6, max_epochs=5)
+    _, info = fit_row(cfg, None, 30, split, log=None)
+    assert info["epochs"] == 1 and info["steps"] < 16 and info["stopped"] == "time_budget_mid_epoch"
+    assert info["best_epoch"] == 1  # what was trained is still validated and kept
