@@ -160,9 +160,15 @@ def load_generic(events: str, items: str | None = None, users: str | None = None
         w_col.append(1.0 if w in (None, "") else float(w))
     user_ids = list(user_index)
     attributes, classes = _attributes(_rows(users), user_ids) if users else ({}, {})
-    return Dataset(name or os.path.basename(events), catalogue, user_ids,
+    return Dataset(name or dataset_name(events), catalogue, user_ids,
                    np.array(u_col, np.int64), np.array(i_col, np.int64), np.array(t_col, np.int64),
                    np.array(w_col, np.float32), attributes, classes)
+
+
+def dataset_name(path: str) -> str:
+    """A dataset is named after its folder (`events.csv` says nothing); a bare file by its stem."""
+    folder = os.path.basename(os.path.dirname(os.path.abspath(path)))
+    return folder or os.path.splitext(os.path.basename(path))[0]
 
 
 # ------------------------------------------------------------------ MovieLens-100K
@@ -205,7 +211,7 @@ def load_movielens(root: str) -> Dataset:
     }
     classes = {"gender": ["F", "M"], "age": AGE_NAMES, "occupation": occupations}
     return Dataset(
-        "movielens-100k", catalogue, user_ids,
+        os.path.basename(os.path.normpath(root)), catalogue, user_ids,
         np.array([user_index[str(u)] for u in raw[:, 0]], np.int64),
         np.array([item_index[str(i)] for i in raw[:, 1]], np.int64),
         raw[:, 3].astype(np.int64), (raw[:, 2] / 5.0).astype(np.float32), attributes, classes)

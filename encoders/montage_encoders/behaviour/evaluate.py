@@ -1,15 +1,20 @@
 """The one evaluation command of the behaviour side (protocols: shared/EVALUATION.md).
 
+    cd encoders && OMP_NUM_THREADS=1 /usr/bin/python3 -m montage_encoders.behaviour.evaluate \\
+        --movielens ../../shared/data/ml-100k --out ../bench/results/users.json
     cd encoders && /usr/bin/python3 -m montage_encoders.behaviour.evaluate \\
-        --movielens ../../shared/data/ml-100k --seeds 3
-    cd encoders && /usr/bin/python3 -m montage_encoders.behaviour.evaluate \\
-        --events my/events.jsonl [--items my/items.jsonl] [--users my/users.csv] --seeds 3
+        --events my/events.jsonl [--items my/items.jsonl] [--users my/users.csv]
 
-Prints a table and writes bench/results/users.json. Rows: random, popularity, dual_encoder
-(ID-only next item, sampled softmax), next_item (content + ids, next item only: the ablation
-that shows what Barlow Twins adds), barlow_twins (content + ids, BT + next item),
-barlow_twins_content (the same model through the exported path: content vectors only, no ids)
-and, for the probes, scratch (same encoder trained end to end on the labels) and majority.
+Prints a table and writes var/behaviour/<dataset>.json (bench/results/users.json only when --out
+says so). Rows: random, popularity, dual_encoder (ID-only: running mean of item embeddings, no
+attention), sasrec (ids only, the published causal recipe), next_item (Montage's tower: content
+projection + id embedding, causal, next item only: the ablation that shows what Barlow Twins
+adds), barlow_twins (the same + Barlow Twins, weight tuned on validation over a small grid),
+barlow_twins_content (the exported path: content vectors only, no ids, its own checkpoint) and,
+for the probes, majority. Every model is trained on every position (full-catalogue softmax, or
+sampled softmax with logQ above 30k items), early-stopped on validation NDCG@10, and capped by
+a share of --budget-min, so data of MovieLens-1M size finishes within the hour with no option
+changed. Without item text the Montage rows run id-only (the content vector is a free embedding).
 """
 from __future__ import annotations
 
@@ -24,9 +29,11 @@ import numpy as np
 import torch
 
 from . import data, probe, train
-from .model import BehaviourConfig, BehaviourModel
+from .model import BehaviourConfig, SequenceModel
 
 METRICS = ("ndcg_at_10", "hr_at_10", "cold_recall_at_10", "cold_ndcg_at_10")
+RUN_KEYS = ("train_s", "peak_rss_mb", "epochs", "steps", "best_epoch", "best_step", "w_bt")
+BT_GRID = (0.05, 0.2)  # Barlow Twins weights tried on each seed's validation (0 = the next_item row)
 
 
 class PeakRSS:
@@ -56,13 +63,16 @@ def _rss_mb() -> float:
     return 0.0
 
 
-def ranking(scores: torch.Tensor, queries: list[data.Query], seed: int) -> tuple[float, float]:
-    return train.hr_ndcg(train.rank_of_targets(scores, queries, np.random.default_rng(seed)))
+def random_ranks(queries: list[data.Query], n_items: int, rng: np.random.Generator) -> np.ndarray:
+    """Random scores with random tie-break = the target uniform among the items it competes with."""
+    competitors = np.array([n_items - len(np.unique(np.append(q.items, q.target))) for q in queries])
+    return 1 + np.floor(rng.random(len(queries)) * (competitors + 1)).astype(np.int64)
 
 
-def popularity_scores(seqs: list[data.Seq], n_items: int, n_queries: int) -> torch.Tensor:
+def popularity_ranks(seqs: list[data.Seq], n_items: int, queries: list[data.Query], seed: int) -> np.ndarray:
     counts = np.bincount(np.concatenate([s.items for s in seqs]), minlength=n_items).astype(np.float64)
-    return torch.as_tensor(counts)[None].expand(n_queries, n_items)
+    return train.rank_batched(torch.ones(len(queries), 1), torch.as_tensor(counts)[:, None], queries,
+                              np.random.default_rng(seed))
 
 
 def profile_queries(seqs: list[data.Seq]) -> list[data.Query]:
@@ -70,39 +80,9 @@ def profile_queries(seqs: list[data.Seq]) -> list[data.Query]:
     return [data.Query(s.user, s.items, s.ts, -1, int(s.ts[-1])) for s in seqs]
 
 
-def train_model(cfg: BehaviourConfig, content, n_items: int, split: data.Split, log) -> tuple:
-    model = BehaviourModel(cfg, content, n_items)
-    with PeakRSS() as mem:
-        info = train.fit(model, split.train, split.valid, cfg, log=log)
-    info["peak_rss_mb"] = mem.peak
-    return model, info
-
-
 def probes_for(vectors: np.ndarray, ds: data.Dataset, users: np.ndarray, seed: int) -> dict:
     return {name: probe.probe_accuracies(vectors, labels[users], len(ds.classes[name]), seed)
             for name, labels in ds.attributes.items()}
-
-
-def scratch_probes(cfg: BehaviourConfig, content, ds: data.Dataset, seqs, seed: int, steps: int) -> dict:
-    """The same encoder trained end to end on each labelled subset (EVALUATION.md)."""
-    queries = profile_queries(seqs)
-    users = np.array([s.user for s in seqs])
-    out = {}
-    for name, all_labels in ds.attributes.items():
-        labels, k = all_labels[users], len(ds.classes[name])
-        tr, te = probe.stratified_split(labels, seed)
-        out[name] = {}
-        for f in probe.FRACTIONS:
-            sub = probe.label_subset(tr, f, seed)
-            model = BehaviourModel(replace(cfg, w_bt=0.0), content, len(ds.catalogue.ids))
-            model.set_known(np.unique(np.concatenate([s.items for s in seqs])))
-            head = train.fit_classifier(model, [queries[i] for i in sub], labels[sub], k, cfg, steps=steps)
-            with torch.no_grad():
-                hs = [train.history(queries[i].items, queries[i].ts, queries[i].now, cfg) for i in te]
-                idx, age, _ = train.collate([(h[0], h[1], None) for h in hs], cfg.max_items)
-                pred = head(model.encode(idx, age)[1]).argmax(1).numpy()
-            out[name][str(f)] = float((pred == labels[te]).mean())
-    return out
 
 
 def majority_probes(ds: data.Dataset, users: np.ndarray, seed: int) -> dict:
@@ -117,61 +97,83 @@ def majority_probes(ds: data.Dataset, users: np.ndarray, seed: int) -> dict:
     return out
 
 
-def run_seed(ds: data.Dataset, seqs: list[data.Seq], base: BehaviourConfig, seed: int, args, log) -> dict:
-    """Every row for one seed: {row: {metric: value, probe: {...}, train_s, peak_rss_mb}}."""
-    from .content import TextSettings, fit_content_vectors
+def fit_row(cfg: BehaviourConfig, content, n_items: int, split: data.Split, log, content_path: bool = False):
+    """Seed first, then weights (a row's result does not depend on the rows before it)."""
+    torch.manual_seed(cfg.seed)
+    model = SequenceModel(cfg, content, n_items)
+    with PeakRSS() as mem:
+        info = train.fit(model, split.train, split.valid, cfg, log=log, select_use_ids=not content_path)
+    info["peak_rss_mb"] = mem.peak
+    return model, info
 
+
+def score_row(model, info, cfg, split, ds, users, profiles, seed, use_ids=True, cold=None) -> dict:
+    hr, ndcg = train.evaluate(model, split.test, cfg, np.random.default_rng(seed), use_ids)
+    row = {"ndcg_at_10": ndcg, "hr_at_10": hr, "valid_ndcg_at_10": info["valid_ndcg_at_10"],
+           **{k: info[k] for k in ("train_s", "peak_rss_mb", "epochs", "steps", "best_epoch", "best_step")},
+           "w_bt": cfg.w_bt, "stopped": info["stopped"], "loss": info["loss"]}
+    if ds.attributes:
+        vecs = train.user_vectors(model, profiles, cfg, use_ids).numpy()
+        row["probe"] = probes_for(vecs, ds, users, seed)
+    return row
+
+
+def run_seed(ds: data.Dataset, seqs: list[data.Seq], base: BehaviourConfig, seed: int, args, log,
+             content) -> tuple[dict, float, dict]:
+    """Every row for one seed; the BT weight is chosen on this seed's validation NDCG@10."""
+    grid = {}
     n_items, users = len(ds.catalogue.ids), np.array([s.user for s in seqs])
     split = data.leave_one_out(seqs)
-    cold_items = data.pick_cold_items(seqs, args.cold_fraction, seed)
-    cold_split, cold_test = data.cold_split(seqs, cold_items)
+    profiles = profile_queries(seqs)
     rows: dict[str, dict] = {}
-    rng = np.random.default_rng(seed)
-    nq, cq = len(split.test), len(cold_test)
-    rand, rand_cold = torch.as_tensor(rng.random((nq, n_items))), torch.as_tensor(rng.random((cq, n_items)))
-    rows["random"] = dict(zip(METRICS, (*ranking(rand, split.test, seed)[::-1], *ranking(rand_cold, cold_test, seed))))
-    pop = ranking(popularity_scores(split.train, n_items, nq), split.test, seed)
-    pop_cold = ranking(popularity_scores(cold_split.train, n_items, cq), cold_test, seed)
-    rows["popularity"] = dict(zip(METRICS, (pop[1], pop[0], *pop_cold)))
+    rows["random"] = dict(zip(("hr_at_10", "ndcg_at_10"),
+                              train.hr_ndcg(random_ranks(split.test, n_items, np.random.default_rng(seed)))))
+    rows["popularity"] = dict(zip(("hr_at_10", "ndcg_at_10"),
+                                  train.hr_ndcg(popularity_ranks(split.train, n_items, split.test, seed))))
     if ds.attributes:
         rows["majority"] = {"probe": majority_probes(ds, users, seed)}
+    plans = [("dual_encoder", replace(base, kind="dual", seed=seed)),
+             ("sasrec", replace(base, kind="sasrec", seed=seed)),
+             ("next_item", replace(base, w_bt=0.0, seed=seed))]
+    for name, cfg in plans:
+        log(f"[seed {seed}] {name}")
+        model, info = fit_row(cfg, content, n_items, split, log)
+        rows[name] = score_row(model, info, cfg, split, ds, users, profiles, seed)
+    grid["0.0"] = rows["next_item"]["valid_ndcg_at_10"]  # tune on validation: 0 (next_item) and the grid
+    fitted = {}
+    for w in BT_GRID:
+        log(f"[seed {seed}] barlow_twins w_bt={w} (grid)")
+        cfg = replace(base, w_bt=w, seed=seed)
+        fitted[w] = (cfg, *fit_row(cfg, content, n_items, split, log))
+        grid[str(w)] = fitted[w][2]["valid_ndcg_at_10"]
+    w_bt = max(BT_GRID, key=lambda w: grid[str(w)])
+    cfg, model, info = fitted[w_bt]
+    rows["barlow_twins"] = score_row(model, info, cfg, split, ds, users, profiles, seed)
+    if content is not None:
+        # the exported path (content only) with the checkpoint chosen by its own validation
+        log(f"[seed {seed}] barlow_twins_content (exported path)")
+        model, info = fit_row(replace(cfg, use_ids=False), content, n_items, split, log, content_path=True)
+        rows["barlow_twins_content"] = score_row(model, info, cfg, split, ds, users, profiles, seed, False)
+        if args.cold_fraction > 0:
+            cold_items = data.pick_cold_items(seqs, args.cold_fraction, seed)
+            cold_split, cold_test = data.cold_split(seqs, cold_items)
+            log(f"[seed {seed}] barlow_twins_content, cold items held out")
+            model, _ = fit_row(replace(cfg, use_ids=False), content, n_items, cold_split, log, content_path=True)
+            hr, ndcg = train.evaluate(model, cold_test, cfg, np.random.default_rng(seed), use_ids=False)
+            rows["barlow_twins_content"].update(cold_recall_at_10=hr, cold_ndcg_at_10=ndcg)
+            pop = train.hr_ndcg(popularity_ranks(cold_split.train, n_items, cold_test, seed))
+            rows["popularity"].update(cold_recall_at_10=pop[0], cold_ndcg_at_10=pop[1])
+            rnd = train.hr_ndcg(random_ranks(cold_test, n_items, np.random.default_rng(seed)))
+            rows["random"].update(cold_recall_at_10=rnd[0], cold_ndcg_at_10=rnd[1])
+    return rows, w_bt, grid
 
-    content, text_s = None, 0.0
-    if ds.catalogue.has_content:
-        t0 = time.time()
-        content = fit_content_vectors(ds.catalogue, base.dim, seed, TextSettings(steps=args.text_steps), log=log)
-        text_s = time.time() - t0
-    variants = {"dual_encoder": replace(base, id_only=True, use_ids=False, w_bt=0.0, seed=seed),
-                "barlow_twins": replace(base, w_bt=args.w_bt, seed=seed)}
-    if not args.no_ablation:
-        variants["next_item"] = replace(base, w_bt=0.0, seed=seed)
-    profiles = profile_queries(seqs)
-    for name, cfg in variants.items():
-        log(f"[seed {seed}] {name}: training (warm)")
-        model, info = train_model(cfg, content, n_items, split, log)
-        paths = [(name, True)] + ([(name + "_content", False)] if name == "barlow_twins" and content is not None else [])
-        for row, use_ids in paths:
-            hr, ndcg = ranking(train.model_scores(model, split.test, cfg, use_ids), split.test, seed)
-            vecs = train.user_vectors(model, profiles, cfg, use_ids).numpy()
-            extra_s = text_s if content is not None and not cfg.id_only else 0.0
-            rows[row] = {"ndcg_at_10": ndcg, "hr_at_10": hr, "train_s": info["train_s"] + extra_s,
-                         "peak_rss_mb": info["peak_rss_mb"], "best_step": info["best_step"],
-                         "probe": probes_for(vecs, ds, users, seed) if ds.attributes else None}
-        if content is None or cfg.id_only:
-            continue  # an ID-only model cannot score items it never saw: no cold row
-        log(f"[seed {seed}] {name}: training (cold items held out)")
-        model, info = train_model(cfg, content, n_items, cold_split, log)
-        for row, use_ids in paths:
-            hr, ndcg = ranking(train.model_scores(model, cold_test, cfg, use_ids), cold_test, seed)
-            rows[row].update(cold_recall_at_10=hr, cold_ndcg_at_10=ndcg)
-    if ds.attributes and not args.no_scratch:
-        log(f"[seed {seed}] scratch: end-to-end classifiers on the labels")
-        t0 = time.time()
-        with PeakRSS() as mem:
-            rows["scratch"] = {"probe": scratch_probes(replace(base, seed=seed), content, ds, seqs, seed,
-                                                       args.scratch_steps)}
-        rows["scratch"].update(train_s=time.time() - t0, peak_rss_mb=mem.peak)
-    return rows
+
+_SHARED: dict = {}
+
+
+def _seed_job(seed: int):
+    torch.set_num_threads(_SHARED["args"].threads)
+    return run_seed(seed=seed, **{k: v for k, v in _SHARED.items() if k != "jobs"})
 
 
 def _stat(values: list[float]) -> dict:
@@ -180,16 +182,19 @@ def _stat(values: list[float]) -> dict:
 
 
 def aggregate(per_seed: list[dict]) -> dict:
-    """Seeds -> {row: {metric: {mean, std}, probe: {attr: {fraction: {mean, std}}}, train_s, peak_rss_mb}}."""
+    """Seeds -> {row: {metric: {mean, std}, probe: {attr: {fraction: {mean, std}}}, run keys: mean}}."""
     rows = {}
     for name in per_seed[0]:
         runs = [r[name] for r in per_seed]
-        row = {m: _stat([r[m] for r in runs]) if m in runs[0] else None for m in METRICS}
+        row = {m: _stat([r[m] for r in runs]) if m in runs[0] else None for m in (*METRICS, "valid_ndcg_at_10")}
         probes = runs[0].get("probe")
         row["probe"] = None if not probes else {
             a: {f: _stat([r["probe"][a][f] for r in runs]) for f in probes[a]} for a in probes}
-        for key in ("train_s", "peak_rss_mb"):
+        for key in RUN_KEYS:
             row[key] = float(np.mean([r[key] for r in runs])) if key in runs[0] else None
+        for key in ("stopped", "loss"):
+            if key in runs[0]:
+                row[key] = [r[key] for r in runs]
         rows[name] = row
     return rows
 
@@ -199,12 +204,13 @@ def _fmt(stat: dict | None) -> str:
 
 
 def table(rows: dict) -> str:
-    lines = ["| model | NDCG@10 | HR@10 | cold Recall@10 | cold NDCG@10 | train s (CPU) | peak RSS MB |",
-             "| --- | --- | --- | --- | --- | --- | --- |"]
+    lines = ["| model | NDCG@10 | HR@10 | cold Recall@10 | cold NDCG@10 | epochs (best) | train s (CPU) | peak RSS MB |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for name, r in rows.items():
         t = "-" if r["train_s"] is None else f"{r['train_s']:.0f}"
         m = "-" if r["peak_rss_mb"] is None else f"{r['peak_rss_mb']:.0f}"
-        lines.append(f"| {name} | " + " | ".join(_fmt(r[k]) for k in METRICS) + f" | {t} | {m} |")
+        e = "-" if r["epochs"] is None else f"{r['epochs']:.0f} ({r['best_epoch']:.0f})"
+        lines.append(f"| {name} | " + " | ".join(_fmt(r[k]) for k in METRICS) + f" | {e} | {t} | {m} |")
     probed = {n: r["probe"] for n, r in rows.items() if r.get("probe")}
     if probed:
         attrs = list(next(iter(probed.values())))
@@ -217,6 +223,11 @@ def table(rows: dict) -> str:
     return "\n".join(lines)
 
 
+def n_fits(seeds: int, has_content: bool, cold: bool) -> int:
+    """Trained models per seed: 3 rows, the BT grid, content path (+ cold)."""
+    return seeds * (3 + len(BT_GRID) + (1 + int(cold) if has_content else 0))
+
+
 def parse(argv=None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     src = ap.add_mutually_exclusive_group(required=True)
@@ -226,16 +237,19 @@ def parse(argv=None) -> argparse.Namespace:
     ap.add_argument("--users", help="user attributes for the probes (JSONL or CSV: user, <attribute>...)")
     ap.add_argument("--min-watch-ratio", type=float, default=0.0, help="events below it are not engagement")
     ap.add_argument("--seeds", type=int, default=3)
-    ap.add_argument("--steps", type=int, default=400, help="training steps per model")
+    ap.add_argument("--max-items", type=int, default=200, help="N: newest items the user tower reads")
+    ap.add_argument("--max-epochs", type=int, default=200)
+    ap.add_argument("--dim", type=int, default=64,
+                    help="scoring space of the evaluated models (a generation's is its manifest dim, 256)")
+    ap.add_argument("--budget-min", type=float, default=50.0,
+                    help="wall-clock budget of the whole run, shared equally by the trained models")
     ap.add_argument("--text-steps", type=int, default=80, help="text tower steps on the catalogue")
-    ap.add_argument("--scratch-steps", type=int, default=60)
-    ap.add_argument("--w-bt", type=float, default=0.5, help="weight of the Barlow Twins term")
-    ap.add_argument("--cold-fraction", type=float, default=0.2)
-    ap.add_argument("--no-ablation", action="store_true", help="skip the next_item ablation row")
-    ap.add_argument("--no-scratch", action="store_true")
+    ap.add_argument("--cold-fraction", type=float, default=0.2, help="0 = no cold-item row")
+    ap.add_argument("--jobs", type=int, default=1, help="seeds trained in parallel processes (each --threads)")
     ap.add_argument("--threads", type=int, default=1,
                     help="torch threads; 1 on a shared 2-core box (2 threads spin against other jobs)")
-    ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "../../../bench/results/users.json"))
+    ap.add_argument("--out", help="results file (default var/behaviour/<dataset>.json; bench/results/users.json "
+                                  "is written only when named here)")
     ap.add_argument("--quiet", action="store_true")
     return ap.parse_args(argv)
 
@@ -244,40 +258,68 @@ def main(argv=None) -> dict:
     args = parse(argv)
     torch.set_num_threads(args.threads)
     log = (lambda *a: None) if args.quiet else (lambda *a: print(*a, flush=True))
+    t0 = time.time()
     if args.movielens:
         ds = data.load_movielens(args.movielens)
     else:
         ds = data.load_generic(args.events, args.items, args.users)
     seqs = data.sequences(ds, args.min_watch_ratio)
-    base = BehaviourConfig(steps=args.steps, eval_every=max(1, min(100, args.steps // 4)))
-    t0 = time.time()
-    per_seed = [run_seed(ds, seqs, base, seed, args, log) for seed in range(args.seeds)]
+    content, text_s = None, 0.0
+    if ds.catalogue.has_content:
+        from .content import TextSettings, fit_content_vectors
+
+        log("content vectors: fitting the text tower on the catalogue")
+        content = fit_content_vectors(ds.catalogue, args.dim, 0, TextSettings(steps=args.text_steps), log=log)
+        text_s = time.time() - t0
+    jobs = max(1, min(args.jobs, args.seeds))
+    fits = n_fits(args.seeds, content is not None, args.cold_fraction > 0) / jobs
+    left = args.budget_min * 60 - (time.time() - t0)
+    base = BehaviourConfig(dim=args.dim, max_items=args.max_items, max_epochs=args.max_epochs,
+                           time_budget_s=max(30.0, 0.85 * left / fits))
+    log(f"{ds.name}: {len(seqs)} users, {len(ds.catalogue.ids)} items; {fits} models, "
+        f"{base.time_budget_s:.0f}s each at most")
+    _SHARED.update(ds=ds, seqs=seqs, base=base, args=args, log=log, content=content)
+    if jobs > 1:  # seeds in parallel processes (fork: the data and content vectors are shared)
+        import multiprocessing as mp
+
+        with mp.get_context("fork").Pool(jobs) as pool:
+            outs = pool.map(_seed_job, range(args.seeds))
+    else:
+        outs = [_seed_job(seed) for seed in range(args.seeds)]
+    per_seed = [o[0] for o in outs]
+    chosen = {str(seed): o[1] for seed, o in enumerate(outs)}
+    grids = {str(seed): o[2] for seed, o in enumerate(outs)}
     result = {
         "dataset": ds.name, "seeds": args.seeds, "users": len(seqs), "items": len(ds.catalogue.ids),
-        "interactions": int(sum(len(s.items) for s in seqs)), "rows": aggregate(per_seed),
-        "config": {**base.to_dict(), "w_bt": args.w_bt, "text_steps": args.text_steps,
-                   "scratch_steps": args.scratch_steps, "threads": args.threads},
+        "interactions": int(sum(len(s.items) for s in seqs)), "item_text": content is not None,
+        "rows": aggregate(per_seed), "bt_weight": {"chosen_by_seed": chosen, "valid_ndcg_at_10_by_seed": grids},
+        "config": {**base.to_dict(), "text_steps": args.text_steps, "text_s": text_s, "threads": args.threads,
+                   "budget_min": args.budget_min, "jobs": jobs},
         "protocol": PROTOCOL, "wall_s": time.time() - t0,
     }
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    with open(args.out + ".tmp", "w") as f:
+    out = args.out or os.path.join(os.path.dirname(__file__), "../../var/behaviour", f"{ds.name}.json")
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    with open(out + ".tmp", "w") as f:
         json.dump(result, f, indent=1)
-    os.replace(args.out + ".tmp", args.out)
+    os.replace(out + ".tmp", out)
     print(table(result["rows"]))
+    print(f"BT weight by seed {chosen} (validation NDCG@10 by weight: {grids}); wrote {os.path.abspath(out)}")
     return result
 
 
 PROTOCOL = (
     "shared/EVALUATION.md: 5-core on users; leave-one-out (last = test, second last = validation, "
-    "model selection = best validation NDCG@10 checkpoint); full ranking against every item with "
-    "the user's history removed, ties broken at random; cold: 20% of items (seeded) removed from "
-    "training, test = each user's last interaction with a cold item, history before it as input; "
-    "probes: 80/20 stratified split, L2 logistic regression on 1/5/10/100% of the training users; "
-    "std = sample std over seeds. Deviations: the user tower reads the newest 32 items; train_s "
-    "of content rows includes fitting the text tower on the catalogue; peak_rss_mb is this "
-    "process's peak RSS while that model trained (torch baseline included); barlow_twins_content "
-    "is the exported path (content vectors only, no item ids), dual_encoder has no cold row "
-    "(an ID-only model cannot score items it never saw).")
+    "model selection = best validation NDCG@10 epoch, early stopping); full ranking against every item "
+    "with the user's history removed, ties broken at random, scored in user batches x item chunks; "
+    "cold: 20% of items (seeded) removed from training, test = each user's last interaction with a "
+    "cold item, history before it as input; probes: 80/20 stratified split, L2 logistic regression on "
+    "1/5/10/100% of the training users, majority = the most frequent class of the same labelled subset; "
+    "std = sample std over seeds. Every model reads the newest max_items items and is trained on every "
+    "position (full softmax up to 30k items, sampled softmax + logQ above); the BT weight is chosen on "
+    "each seed's validation NDCG@10 among the grid; barlow_twins_content is the exported "
+    "path (content only, no ids), trained and selected on that path; train_s excludes fitting the text "
+    "tower (config.text_s, once per run); peak_rss_mb is this process's peak RSS while that model "
+    "trained (torch, data and content vectors included).")
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ import onnx
 import torch
 
 from ..export import file_hashes
-from .model import BehaviourConfig, BehaviourModel
+from .model import BehaviourConfig, SequenceModel
 
 
 def _write_atomic(path: str, payload: bytes) -> None:
@@ -57,7 +57,7 @@ def _tower_entry(file: str, inputs: dict[str, list], dim: int) -> dict:
             "output": {"name": "embedding", "shape": ["batch", dim]}}
 
 
-def add_to_generation(gen_dir: str, model: BehaviourModel, metrics: dict | None = None,
+def add_to_generation(gen_dir: str, model: SequenceModel, metrics: dict | None = None,
                       training: dict | None = None) -> dict:
     """Export both towers into gen_dir, write goldens, update manifest.json; returns the manifest."""
     cfg = model.cfg

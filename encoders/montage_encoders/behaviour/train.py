@@ -1,8 +1,15 @@
-"""Training loops: next item (+ Barlow Twins), with model selection on the validation targets.
+"""Training (every position, causal), batched ranking, model selection on validation NDCG@10.
 
-One training example = one user and a random cut point t in their training history: the items
-before t (at most N) are the input, item t the next-item target, and ages are measured to the
-target's time (at serving time "now" is the moment the vector is computed).
+One epoch = every training user once, in shuffled batches that are collated on the fly (nothing
+of size users x N is held). A user contributes its newest N+1 training items: inputs are items
+0..N-1, targets items 1..N, so every position predicts its next item (SASRec). Ages are measured
+to a reference time; the tower only reads gaps between consecutive items and, at the output,
+the gap from each position to its target (at serving time: to now).
+
+Loss: cross-entropy over the whole catalogue when it has at most cfg.full_softmax_max_items
+items; otherwise a sampled softmax with cfg.negatives items drawn by popularity (shared by the
+batch, accidental hits removed) and the logQ correction. Plus, for montage with w_bt > 0,
+Barlow Twins between two augmented views (mask / crop / reorder) of each user's newest items.
 """
 from __future__ import annotations
 
@@ -11,25 +18,33 @@ import time
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from . import augment
 from .data import Query, Seq
-from .losses import barlow_twins_loss, next_item_loss
-from .model import BehaviourConfig, BehaviourModel
+from .losses import barlow_twins_loss
+from .model import BehaviourConfig, SequenceModel
+
+SCORE_USERS = 256  # users per scoring batch
+SCORE_ITEMS = 16384  # items per scoring chunk
+HARD_CAP = 1.25  # the budget is checked after each epoch; mid-epoch only past this multiple of it
 
 
-def collate(histories: list[tuple[np.ndarray, np.ndarray, np.ndarray | None]], n: int):
-    """[(items, ages, hidden)] -> idx (B, N) left-padded with -1, age (B, N), hidden (B, N)."""
-    b = len(histories)
+def collate(rows: list[tuple[np.ndarray, np.ndarray, np.ndarray | None]], n: int):
+    """[(items, ages, hidden)] -> idx (B, n) left-padded with -1, age (B, n), hidden (B, n), where
+    n = min(N, longest row): slots are counted from the newest item, so trimming common padding
+    changes nothing but the cost."""
+    b = len(rows)
+    n = max(1, min(n, max((len(r[0]) for r in rows), default=1)))
     idx = torch.full((b, n), -1, dtype=torch.long)
     age = torch.zeros(b, n)
     hidden = torch.zeros(b, n, dtype=torch.bool)
-    for r, (items, ages, hid) in enumerate(histories):
+    for r, (items, ages, hid) in enumerate(rows):
         k = min(len(items), n)
         if k == 0:
             continue
         idx[r, n - k:] = torch.as_tensor(items[-k:])
-        age[r, n - k:] = torch.as_tensor(ages[-k:], dtype=torch.float32)
+        age[r, n - k:] = torch.as_tensor(np.asarray(ages[-k:], np.float32))
         if hid is not None:
             hidden[r, n - k:] = torch.as_tensor(hid[-k:])
     return idx, age, hidden
@@ -41,58 +56,146 @@ def history(items: np.ndarray, ts: np.ndarray, now: int, cfg: BehaviourConfig):
     return items, np.maximum(now - ts, 0) / cfg.time_gap_unit_seconds
 
 
-def sample_batch(seqs: list[Seq], cfg: BehaviourConfig, rng: np.random.Generator):
-    """Random users, a random cut each: (histories, targets)."""
-    pick = rng.choice(len(seqs), size=min(cfg.batch_size, len(seqs)), replace=False)
-    hists, targets = [], []
-    for i in pick:
-        s = seqs[i]
-        t = int(rng.integers(1, len(s.items)))
-        hists.append(history(s.items[:t], s.ts[:t], int(s.ts[t]), cfg))
-        targets.append(int(s.items[t]))
-    return hists, torch.as_tensor(targets)
+def training_batch(seqs: list[Seq], cfg: BehaviourConfig):
+    """Users -> idx, age (B, N) inputs; targets (B, N) (-1 = none); now_gap (B, N) gap to target."""
+    unit = cfg.time_gap_unit_seconds
+    n = max(1, min(cfg.max_items, max(len(s.items) - 1 for s in seqs)))
+    b = len(seqs)
+    idx = torch.full((b, n), -1, dtype=torch.long)
+    tgt = torch.full((b, n), -1, dtype=torch.long)
+    age = torch.zeros(b, n)
+    now_gap = torch.zeros(b, n)
+    for r, s in enumerate(seqs):
+        items, ts = s.items[-(n + 1):], s.ts[-(n + 1):]
+        k = len(items) - 1
+        if k <= 0:
+            continue
+        idx[r, n - k:] = torch.as_tensor(items[:-1])
+        tgt[r, n - k:] = torch.as_tensor(items[1:])
+        age[r, n - k:] = torch.as_tensor(((ts[-1] - ts[:-1]) / unit).astype(np.float32))
+        now_gap[r, n - k:] = torch.as_tensor((np.maximum(ts[1:] - ts[:-1], 0) / unit).astype(np.float32))
+    return idx, age, tgt, now_gap
 
 
-def step_loss(model: BehaviourModel, hists, targets, cfg: BehaviourConfig, rng, negatives):
-    """w_next * sampled softmax + w_bt * Barlow Twins on two augmented views. Returns (loss, parts)."""
-    idx, age, _ = collate([(h[0], h[1], None) for h in hists], cfg.max_items)
-    user, _ = model.encode(idx, age)
-    neg_vecs = model.item_vectors(negatives)
-    tgt_vecs = model.item_vectors(targets)
-    parts = {"next": next_item_loss(user, tgt_vecs, targets, neg_vecs, negatives, cfg.temperature)}
-    loss = cfg.w_next * parts["next"]
-    if cfg.w_bt > 0:
-        ratios = (cfg.mask_ratio, cfg.crop_ratio, cfg.reorder_ratio)
-        views = []
-        for _ in range(2):
-            v = [augment.random_view(h[0], h[1], rng, ratios) for h in hists[:cfg.bt_batch]]
-            vi, va, vh = collate(v, cfg.max_items)
-            views.append(model.projector(model.encode(vi, va, vh)[1]))
-        parts["bt"] = barlow_twins_loss(views[0], views[1], cfg.bt_lambda) * cfg.bt_scale
-        loss = loss + cfg.w_bt * parts["bt"]
-    return loss, {k: float(v) for k, v in parts.items()}
+class Sampler:
+    """Popularity negatives for the sampled softmax: log Q(i) of K draws with replacement."""
+
+    def __init__(self, seqs: list[Seq], n_items: int, k: int, rng: np.random.Generator):
+        counts = np.bincount(np.concatenate([s.items for s in seqs]), minlength=n_items).astype(np.float64)
+        counts = counts ** 0.75 + 1e-3  # word2vec-style flattening; every item has some chance
+        self.p = counts / counts.sum()
+        self.logq = torch.as_tensor(np.log(self.p * k), dtype=torch.float32)
+        self.k, self.rng = k, rng
+
+    def draw(self) -> torch.Tensor:
+        return torch.as_tensor(self.rng.choice(len(self.p), size=self.k, p=self.p))
 
 
+def next_item_loss(model: SequenceModel, users: torch.Tensor, targets: torch.Tensor,
+                   sampler: Sampler | None) -> torch.Tensor:
+    """users (P, W|D) at valid positions, targets (P,) -> mean cross-entropy."""
+    if sampler is None:
+        return F.cross_entropy(users @ model.item_vectors().T, targets)
+    neg = sampler.draw()
+    pos = (users * model.item_vectors(targets)).sum(-1, keepdim=True) - sampler.logq[targets][:, None]
+    logits = users @ model.item_vectors(neg).T - sampler.logq[neg][None]
+    logits = logits.masked_fill(neg[None, :] == targets[:, None], float("-inf"))
+    logits = torch.cat([pos, logits], dim=1)
+    return F.cross_entropy(logits, torch.zeros(len(users), dtype=torch.long))
+
+
+def bt_loss(model: SequenceModel, seqs: list[Seq], cfg: BehaviourConfig, rng: np.random.Generator):
+    """Barlow Twins between two augmented views of each user's newest bt_items training items."""
+    ratios = (cfg.mask_ratio, cfg.crop_ratio, cfg.reorder_ratio)
+    pick = seqs if len(seqs) <= cfg.bt_batch else [seqs[i] for i in rng.choice(len(seqs), cfg.bt_batch, replace=False)]
+    if len(pick) < 4:
+        return torch.zeros(())
+    base = [history(s.items[-cfg.bt_items:], s.ts[-cfg.bt_items:], int(s.ts[-1]), cfg) for s in pick]
+    views = []
+    for _ in range(2):
+        v = [augment.random_view(h[0], h[1], rng, ratios) for h in base]
+        vi, va, vh = collate(v, cfg.bt_items)
+        h = model.states(vi, va, vh)
+        views.append(model.projector(model.pooled(h, va[:, -1])))
+    return barlow_twins_loss(views[0], views[1], cfg.bt_lambda) * cfg.bt_scale
+
+
+def auto_batch(seqs: list[Seq], cfg: BehaviourConfig, scored: int) -> int:
+    if cfg.batch_size:
+        return cfg.batch_size
+    mean_len = float(np.mean([min(len(s.items) - 1, cfg.max_items) for s in seqs]))
+    return int(np.clip(cfg.logits_budget / max(1.0, mean_len * scored), 16, 512))
+
+
+# ------------------------------------------------------------------ ranking
 @torch.no_grad()
-def user_vectors(model: BehaviourModel, queries: list[Query], cfg: BehaviourConfig,
-                 use_ids: bool = True) -> torch.Tensor:
+def user_vectors(model: SequenceModel, queries: list[Query], cfg: BehaviourConfig,
+                 use_ids: bool = True, batch: int = 256) -> torch.Tensor:
+    """Queries -> (Q, D|W) vectors in the scoring space, from the newest state; streamed."""
     model.eval()
+    order = np.argsort([min(len(q.items), cfg.max_items) for q in queries], kind="stable")  # similar lengths together
     out = []
-    for a in range(0, len(queries), 512):
-        hs = [history(q.items, q.ts, q.now, cfg) for q in queries[a:a + 512]]
+    for a in range(0, len(queries), batch):
+        hs = [history(queries[i].items, queries[i].ts, queries[i].now, cfg) for i in order[a:a + batch]]
         idx, age, _ = collate([(h[0], h[1], None) for h in hs], cfg.max_items)
-        out.append(model.encode(idx, age, use_ids=use_ids)[0])
-    return torch.cat(out)
+        out.append(model.pooled(model.states(idx, age, use_ids=use_ids), age[:, -1]))
+    if not out:
+        return torch.zeros(0, model.cfg.dim)
+    vecs = torch.cat(out)
+    return vecs[torch.as_tensor(np.argsort(order, kind="stable"))]
+
+
+def _counts(scores: torch.Tensor, targets: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor):
+    """One block: scores (b, c) float64 with excluded (rows, cols) already -inf; targets (b,)."""
+    s = scores.index_put((rows, cols), torch.tensor(float("-inf"), dtype=scores.dtype))
+    return (s > targets[:, None]).sum(1), (s == targets[:, None]).sum(1)
 
 
 def rank_of_targets(scores: torch.Tensor, queries: list[Query], rng: np.random.Generator) -> np.ndarray:
-    """Full ranking with the user's history removed; ties broken at random. Ranks from 1."""
-    scores = scores.clone().double()
-    scores += torch.from_numpy(rng.random(scores.shape)) * 1e-9 * (scores.abs().max() + 1)
+    """Reference (unbatched): full ranking over the catalogue; the user's history and the target
+    itself are excluded from the competitors; ties with the target are broken at random. From 1."""
+    scores = scores.double()
+    tgt_idx = torch.as_tensor([q.target for q in queries])
+    tgt = scores[torch.arange(len(queries)), tgt_idx]
+    rows, cols = _excluded(queries, 0, scores.shape[1])
+    greater, equal = _counts(scores, tgt, rows, cols)
+    return _ranks(greater.numpy(), equal.numpy(), rng)
+
+
+def _excluded(queries: list[Query], a: int, b: int):
+    """(row, col - a) of every history item and target in item range [a, b)."""
+    rows, cols = [], []
     for r, q in enumerate(queries):
-        scores[r, torch.as_tensor(q.items)] = float("-inf")
-    tgt = scores[torch.arange(len(queries)), torch.as_tensor([q.target for q in queries])]
-    return (scores > tgt[:, None]).sum(1).numpy() + 1
+        c = np.unique(np.append(q.items, q.target))
+        c = c[(c >= a) & (c < b)]
+        rows.append(np.full(len(c), r))
+        cols.append(c - a)
+    return torch.as_tensor(np.concatenate(rows)), torch.as_tensor(np.concatenate(cols))
+
+
+def _ranks(greater: np.ndarray, equal: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    return 1 + greater + np.floor(rng.random(len(greater)) * (equal + 1)).astype(np.int64)
+
+
+def rank_batched(users: torch.Tensor, items: torch.Tensor, queries: list[Query], rng: np.random.Generator,
+                 user_batch: int = SCORE_USERS, item_chunk: int = SCORE_ITEMS) -> np.ndarray:
+    """rank_of_targets(users @ items.T) without the users x items matrix: a batch of users
+    against item chunks at a time, keeping running counts of items above / tied with the target."""
+    users, items = users.double(), items.double()
+    tgt_all = torch.as_tensor([q.target for q in queries])
+    greater = np.zeros(len(queries), np.int64)
+    equal = np.zeros(len(queries), np.int64)
+    for u in range(0, len(queries), user_batch):
+        qs = queries[u:u + user_batch]
+        ub = users[u:u + user_batch]
+        tgt = (ub * items[tgt_all[u:u + user_batch]]).sum(1)
+        for a in range(0, len(items), item_chunk):
+            b = min(a + item_chunk, len(items))
+            rows, cols = _excluded(qs, a, b)
+            g, e = _counts(ub @ items[a:b].T, tgt, rows, cols)
+            greater[u:u + len(qs)] += g.numpy()
+            equal[u:u + len(qs)] += e.numpy()
+    return _ranks(greater, equal, rng)
 
 
 def hr_ndcg(ranks: np.ndarray, k: int = 10) -> tuple[float, float]:
@@ -100,66 +203,77 @@ def hr_ndcg(ranks: np.ndarray, k: int = 10) -> tuple[float, float]:
     return float(hit.mean()), float(np.where(hit, 1.0 / np.log2(ranks + 1), 0.0).mean())
 
 
-def model_scores(model: BehaviourModel, queries: list[Query], cfg: BehaviourConfig,
-                 use_ids: bool = True) -> torch.Tensor:
-    with torch.no_grad():
-        model.eval()
-        return user_vectors(model, queries, cfg, use_ids) @ model.item_vectors(use_ids=use_ids).T
+@torch.no_grad()
+def evaluate(model: SequenceModel, queries: list[Query], cfg: BehaviourConfig, rng: np.random.Generator,
+             use_ids: bool = True) -> tuple[float, float]:
+    """(HR@10, NDCG@10) of a model on queries, streamed."""
+    model.eval()
+    users = user_vectors(model, queries, cfg, use_ids)
+    return hr_ndcg(rank_batched(users, model.item_vectors(use_ids=use_ids), queries, rng))
 
 
-def fit(model: BehaviourModel, train: list[Seq], valid: list[Query], cfg: BehaviourConfig,
-        log=print) -> dict:
-    """Train; keep the weights with the best validation NDCG@10 (checked every eval_every steps)."""
+# ------------------------------------------------------------------ training
+def length_batches(seqs: list[Seq], batch: int, n: int, rng: np.random.Generator):
+    """Shuffled batches of users of similar length (little padding), in shuffled order."""
+    jitter = rng.random(len(seqs))
+    order = np.lexsort((jitter, [min(len(s.items), n + 1) for s in seqs]))
+    batches = [order[a:a + batch] for a in range(0, len(order), batch)]
+    for b in rng.permutation(len(batches)):
+        yield [seqs[i] for i in batches[b]]
+
+
+def fit(model: SequenceModel, train: list[Seq], valid: list[Query], cfg: BehaviourConfig,
+        log=print, select_use_ids: bool = True) -> dict:
+    """Train every position; evaluate validation NDCG@10 after each epoch and keep the best
+    weights; stop after `patience` epochs without improvement, at max_epochs, or when the time
+    budget is spent. select_use_ids=False selects on the exported (content-only) path."""
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     seqs = [s for s in train if len(s.items) >= 2]
     items = np.unique(np.concatenate([s.items for s in seqs]))
     model.set_known(items)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.steps, pct_start=0.1)
-    best = {"ndcg": -1.0, "step": 0, "state": None}
-    start, history_ = time.time(), []
-    for step in range(1, cfg.steps + 1):
+    n_items = model.n_items
+    sampler = None
+    if n_items > cfg.full_softmax_max_items:
+        sampler = Sampler(seqs, n_items, cfg.negatives, rng)
+    batch = auto_batch(seqs, cfg, n_items if sampler is None else cfg.negatives)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    best = {"ndcg": -1.0, "epoch": 0, "state": None}
+    start, losses, steps, stopped = time.time(), [], 0, "max_epochs"
+    use_bt = cfg.kind == "montage" and cfg.w_bt > 0
+    epoch = 0
+    for epoch in range(1, cfg.max_epochs + 1):
         model.train()
-        hists, targets = sample_batch(seqs, cfg, rng)
-        k = min(cfg.negatives, len(items))
-        negatives = torch.as_tensor(rng.choice(items, size=k, replace=False))
-        loss, parts = step_loss(model, hists, targets, cfg, rng, negatives)
-        opt.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
-        opt.step()
-        sched.step()
-        history_.append(float(loss))
-        if step % cfg.eval_every == 0 or step == cfg.steps:
-            _, ndcg = hr_ndcg(rank_of_targets(model_scores(model, valid, cfg), valid, rng))
-            if ndcg > best["ndcg"]:
-                best = {"ndcg": ndcg, "step": step, "state": copy.deepcopy(model.state_dict())}
-            if log:
-                log(f"  step {step} loss {np.mean(history_[-cfg.eval_every:]):.4f} {parts} valid ndcg@10 {ndcg:.4f}")
+        for chunk in length_batches(seqs, batch, cfg.max_items, rng):
+            idx, age, tgt, now_gap = training_batch(chunk, cfg)
+            h = model.states(idx, age)
+            valid_pos = tgt >= 0
+            users = model.users(h[valid_pos], now_gap[valid_pos])
+            loss = next_item_loss(model, users, tgt[valid_pos], sampler)
+            if use_bt:
+                loss = loss + cfg.w_bt * bt_loss(model, chunk, cfg, rng)
+            opt.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+            opt.step()
+            losses.append(float(loss))
+            steps += 1
+            if time.time() - start > HARD_CAP * cfg.time_budget_s:
+                break  # an epoch longer than the budget (big data on a small CPU): validate what we have
+        _, ndcg = evaluate(model, valid, cfg, np.random.default_rng(cfg.seed), select_use_ids)
+        if ndcg > best["ndcg"]:
+            best = {"ndcg": ndcg, "epoch": epoch, "step": steps, "state": copy.deepcopy(model.state_dict())}
+        if log:
+            log(f"  epoch {epoch} loss {np.mean(losses[-max(1, len(seqs) // batch):]):.4f} valid ndcg@10 {ndcg:.4f}"
+                f" ({time.time() - start:.0f}s)")
+        if epoch - best["epoch"] >= cfg.patience:
+            stopped = "early_stop"
+            break
+        if time.time() - start > cfg.time_budget_s:
+            stopped = "time_budget" if time.time() - start <= HARD_CAP * cfg.time_budget_s else "time_budget_mid_epoch"
+            break
     model.load_state_dict(best["state"])
     model.eval()
-    return {"train_s": time.time() - start, "best_step": best["step"], "valid_ndcg_at_10": best["ndcg"],
-            "losses": history_}
-
-
-def fit_classifier(model: BehaviourModel, queries: list[Query], labels: np.ndarray, classes: int,
-                   cfg: BehaviourConfig, steps: int = 150, lr: float = 1e-3) -> torch.nn.Module:
-    """From-scratch baseline: the same encoder + a linear head, end to end on the labelled users."""
-    torch.manual_seed(cfg.seed)
-    rng = np.random.default_rng(cfg.seed)
-    head = torch.nn.Linear(cfg.dim, classes)
-    params = list(model.parameters()) + list(head.parameters())
-    opt = torch.optim.AdamW(params, lr=lr, weight_decay=cfg.weight_decay)
-    hs = [history(q.items, q.ts, q.now, cfg) for q in queries]
-    y = torch.as_tensor(labels)
-    for _ in range(steps):
-        model.train()
-        pick = rng.choice(len(hs), size=min(64, len(hs)), replace=False)
-        idx, age, _ = collate([(hs[i][0], hs[i][1], None) for i in pick], cfg.max_items)
-        loss = torch.nn.functional.cross_entropy(head(model.encode(idx, age)[1]), y[pick])
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    model.eval()
-    return head
+    return {"train_s": time.time() - start, "epochs": epoch, "steps": steps, "best_epoch": best["epoch"],
+            "best_step": best["step"], "valid_ndcg_at_10": best["ndcg"], "stopped": stopped,
+            "batch_size": batch, "loss": "sampled_softmax_logq" if sampler else "full_softmax", "losses": losses}
