@@ -47,9 +47,9 @@ SEGMENT_STARTS = (0.0, 2.0, 4.0)  # the three 2 s segments of a 6 s corpus clip
 FUSION = {"video": 0.5, "audio": 0.2}  # src/fusion DEFAULT_FUSION_WEIGHTS for a segment (no text)
 CHUNK = 250  # clips per Node call (frames of 250 x 3 segments: ~330 MB of float32)
 # LiT defaults over Config: the text tower is all that trains, so batches are bigger and steps cheap
-LIT_DEFAULTS = {"train_clips": 10000, "steps": 3000, "batch_size": 256, "lr": 1e-3, "warmup_steps": 100,
-                "threads": 1, "log_every": 100, "ckpt_every": 500, "scratch_steps": 0,
-                "w_video_text": 1.0, "w_audio_text": 0.2, "extra": {"w_fused": 0.5, "eval_every": 500}}
+LIT_DEFAULTS = {"train_clips": 5000, "steps": 1800, "batch_size": 128, "lr": 1e-3, "warmup_steps": 100,
+                "threads": 1, "log_every": 50, "ckpt_every": 300, "scratch_steps": 0,
+                "w_video_text": 1.0, "w_audio_text": 0.2, "extra": {"w_fused": 0.5, "eval_every": 300}}
 
 
 # ------------------------------------------------------------------ targets
