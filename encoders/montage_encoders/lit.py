@@ -376,13 +376,17 @@ def model_card(name, cfg, base_manifest, run_metrics, comparison, command, ck) -
         lines += ["## Against the previous generation (as served: ONNX + tokenizer.json in Node)", "",
                   f"`python3 -m montage_encoders.compare`, the first {comparison['clips']} held-out clips (attribute "
                   "combinations never in training), same queries for both generations; paraphrases use only words "
-                  "that never occur in training captions (`corpus.HELDOUT_WORDS`). Text benchmark: 72 synonym or "
+                  "that never occur in training captions (`corpus.HELDOUT_WORDS`). Text→fused ranks the segment vectors the "
+                  "service's moment search uses (video 0.5 + audio 0.2, src/fusion). Text benchmark: 72 synonym or "
                   "kind-of queries against the 80 COCO names, 30 two-word queries against 30 on-screen lines.", "",
-                  "| generation | held-out text→video R@1/5/10 | video→text R@1/5/10 | paraphrase text→video R@1/5/10 "
-                  "| objects R@1/5 | on-screen lines R@1/5 |", "| --- | --- | --- | --- | --- | --- |"]
+                  "| generation | held-out text→video R@1/5/10 | held-out text→fused segment R@1/5/10 "
+                  "| video→text R@1/5/10 | paraphrase text→video R@1/5/10 "
+                  "| objects R@1/5 | on-screen lines R@1/5 |", "| --- | --- | --- | --- | --- | --- | --- |"]
         for gname, g in comparison["generations"].items():
             tb = g["text_benchmark"]["tower"]
-            lines.append(f"| {gname} | {_fmt(g['heldout']['text_to_video'])} | {_fmt(g['heldout']['video_to_text'])} "
+            fused = g["heldout"].get("text_to_fused")
+            lines.append(f"| {gname} | {_fmt(g['heldout']['text_to_video'])} | {_fmt(fused) if fused else '-'} "
+                         f"| {_fmt(g['heldout']['video_to_text'])} "
                          f"| {_fmt(g['paraphrase']['text_to_video'])} | {tb['objects']['r1']:.3f} / "
                          f"{tb['objects']['r5']:.3f} | {tb['ocr']['r1']:.3f} / {tb['ocr']['r5']:.3f} |")
         lines.append("")
