@@ -49,7 +49,8 @@ CHUNK = 250  # clips per Node call (frames of 250 x 3 segments: ~330 MB of float
 # LiT defaults over Config: the text tower is all that trains, so batches are bigger and steps cheap
 LIT_DEFAULTS = {"train_clips": 5000, "steps": 1800, "batch_size": 128, "lr": 1e-3, "warmup_steps": 100,
                 "threads": 1, "log_every": 50, "ckpt_every": 300, "scratch_steps": 0,
-                "w_video_text": 1.0, "w_audio_text": 0.2, "extra": {"w_fused": 0.5, "eval_every": 300}}
+                "w_video_text": 1.0, "w_audio_text": 0.2,
+                "extra": {"w_fused": 0.5, "eval_every": 300, "guard_anchor": 0.0}}
 
 
 # ------------------------------------------------------------------ targets
@@ -117,6 +118,37 @@ class Targets:
 
 
 # ------------------------------------------------------------------ training
+class AnchoredGuard(Guard):
+    """train.Guard, but a share `anchor` of the phrases carries one word of the training captions
+    (corpus.TRAIN_WORDS): the words the contrastive loss moves most ("red") must keep
+    their word-vector neighbours ("crimson", never in a caption) relative to unrelated words."""
+
+    def __init__(self, cfg: Config, wv, centre: np.ndarray, anchor: float):
+        super().__init__(cfg, wv, centre)
+        caption_words = {w for table in corpus.TRAIN_WORDS.values() for phrases in table.values()
+                         for p in phrases for w in p.replace("-", " ").split()}
+        caption_words |= {v for values in corpus.ATTRIBUTES.values() for v in values}
+        index = {w: r for r, w in enumerate(wv.words)}
+        rows = sorted(index[w] for w in caption_words if w in index and w.isalpha())
+        self.anchor_words = [wv.words[r] for r in rows]
+        self.anchor_vectors = wv.vectors[rows] - centre[None]
+        self.anchor = anchor
+
+    def batch(self, step: int, n: int) -> tuple[list[str], torch.Tensor]:
+        rng = np.random.default_rng([self.seed, 13, step])
+        texts, refs = [], []
+        for _ in range(n):
+            pick = rng.integers(len(self.words), size=int(rng.integers(1, 4)))
+            words, vecs = [self.words[j] for j in pick], [self.vectors[j] for j in pick]
+            if rng.random() < self.anchor:
+                a = int(rng.integers(len(self.anchor_words)))
+                words[0], vecs[0] = self.anchor_words[a], self.anchor_vectors[a]
+            texts.append(" ".join(words))
+            refs.append(np.mean(vecs, axis=0))
+        ref = torch.from_numpy(np.stack(refs).astype(np.float32))
+        return texts, ref / ref.norm(dim=1, keepdim=True).clamp(min=1e-8)
+
+
 def lit_config(sets: list[str]) -> Config:
     cfg = config_mod.resolve("cpu", [])
     for k, v in LIT_DEFAULTS.items():
@@ -209,7 +241,11 @@ def train(cfg: Config, out: str, log) -> dict:
     log_scale = torch.nn.Parameter(torch.tensor(float(np.log(1.0 / cfg.init_temperature))))
     groups = param_groups(text, cfg.weight_decay) + [{"params": [log_scale], "weight_decay": 0.0}]
     opt = torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.98))
-    guard = Guard(cfg, wordvec.load(), text.centre.numpy()[0]) if cfg.w_guard > 0 else None
+    guard = None
+    if cfg.w_guard > 0:
+        anchor = float(cfg.extra.get("guard_anchor", 0.0))
+        wv = wordvec.load()
+        guard = AnchoredGuard(cfg, wv, text.centre.numpy()[0], anchor) if anchor > 0 else Guard(cfg, wv, text.centre.numpy()[0])
     log(f"text tower: vocab {len(tok)}, trainable parameters "
         f"{sum(p.numel() for p in text.parameters() if p.requires_grad):,}")
     seed = tr.info["corpus_seed"]
