@@ -47,10 +47,10 @@ SEGMENT_STARTS = (0.0, 2.0, 4.0)  # the three 2 s segments of a 6 s corpus clip
 FUSION = {"video": 0.5, "audio": 0.2}  # src/fusion DEFAULT_FUSION_WEIGHTS for a segment (no text)
 CHUNK = 250  # clips per Node call (frames of 250 x 3 segments: ~330 MB of float32)
 # LiT defaults over Config: the text tower is all that trains, so batches are bigger and steps cheap
-LIT_DEFAULTS = {"train_clips": 5000, "steps": 1800, "batch_size": 128, "lr": 1e-3, "warmup_steps": 100,
+LIT_DEFAULTS = {"train_clips": 5000, "steps": 1200, "batch_size": 128, "lr": 1e-3, "warmup_steps": 100,
                 "threads": 1, "log_every": 50, "ckpt_every": 300, "scratch_steps": 0,
-                "w_video_text": 1.0, "w_audio_text": 0.2,
-                "extra": {"w_fused": 0.5, "eval_every": 300, "guard_anchor": 0.0}}
+                "w_video_text": 1.0, "w_audio_text": 0.2, "w_guard": 3.0,
+                "extra": {"w_fused": 0.5, "eval_every": 300, "guard_anchor": 0.5}}
 
 
 # ------------------------------------------------------------------ targets
@@ -404,7 +404,10 @@ def model_card(name, cfg, base_manifest, run_metrics, comparison, command, ck) -
         f"- Loss: symmetric InfoNCE of a caption (worded afresh every step, `corpus.varied_caption`) against its "
         f"clip's video vector (a segment's or the item mean; weight {cfg.w_video_text}), fused segment vector "
         f"(weight {cfg.extra.get('w_fused')}) and audio vector (clips with sound; weight {cfg.w_audio_text}); "
-        f"learnable temperature; plus the general-English guard (weight {cfg.w_guard}).",
+        f"learnable temperature; plus the general-English guard (weight {cfg.w_guard}"
+        + (f"; {cfg.extra['guard_anchor']:.0%} of its phrases carry a training-caption word, so caption words keep "
+           "their word-vector neighbours, e.g. \"crimson\" near \"red\"" if cfg.extra.get("guard_anchor") else "")
+        + ").",
         f"- Steps: {ck['step']} x batch {cfg.batch_size}; AdamW lr {cfg.lr}, warm-up {cfg.warmup_steps}, cosine; "
         f"{run_metrics['train_seconds'] / 60:.1f} min on {json.dumps(run_metrics.get('hardware'))}.", "",
     ]
