@@ -54,14 +54,34 @@ def render(specs, manifest: dict) -> np.ndarray:
     return video_input(rgb.astype(np.uint8))
 
 
-def node_embed(generation: str, texts: dict[str, list[str]], frames: dict[str, np.ndarray] | None = None) -> dict:
-    """Runs encoders/node/embed.ts; returns name -> (rows, dim) float32."""
+def render_audio(specs, manifest: dict) -> np.ndarray:
+    """Each clip's first segment's waveform (t=0), as the service cuts it."""
+    from .data import _fit
+
+    a = manifest["preprocessing"]["audio"]
+    return np.stack([_fit(corpus.render_audio(s, a["sample_rate"], a["segment_seconds"], 0.0), a["samples"])
+                     for s in specs])
+
+
+def fused_segments(specs, video: np.ndarray, audio: np.ndarray) -> np.ndarray:
+    """src/fusion's segment vector: video 0.5 + audio 0.2 over the modalities present, unit norm
+    (a silent clip has no audio track, so its segment vector is its video vector)."""
+    silent = np.array([bool(s.silent) for s in specs])[:, None]
+    fused = 0.5 * video + np.where(silent, 0.0, 0.2) * audio
+    return fused / np.linalg.norm(fused, axis=1, keepdims=True)
+
+
+def node_embed(generation: str, texts: dict[str, list[str]], frames: dict[str, np.ndarray] | None = None,
+               waveforms: dict[str, np.ndarray] | None = None) -> dict:
+    """Runs encoders/node/embed.ts (frames through video.onnx, waveforms through audio.onnx);
+    returns name -> (rows, dim) float32."""
     with tempfile.TemporaryDirectory(prefix="montage-compare-") as tmp:
-        req = {"generation": os.path.abspath(generation), "out": tmp, "texts": texts, "frames": {}}
-        for name, arr in (frames or {}).items():
-            path = os.path.join(tmp, f"in-{name}.f32")
-            np.ascontiguousarray(arr, dtype="<f4").tofile(path)
-            req["frames"][name] = {"file": path, "shape": list(arr.shape)}
+        req = {"generation": os.path.abspath(generation), "out": tmp, "texts": texts, "frames": {}, "waveforms": {}}
+        for kind, tensors in (("frames", frames), ("waveforms", waveforms)):
+            for name, arr in (tensors or {}).items():
+                path = os.path.join(tmp, f"in-{kind}-{name}.f32")
+                np.ascontiguousarray(arr, dtype="<f4").tofile(path)
+                req[kind][name] = {"file": path, "shape": list(arr.shape)}
         with open(os.path.join(tmp, "request.json"), "w") as f:
             json.dump(req, f)
         node = NODE if os.path.exists(NODE) else "node"
@@ -111,10 +131,13 @@ def compare(generations: list[str], clips: int = 600) -> dict:
         specs, captions, paraphrases = heldout_queries(clips, seed)
         texts = bench_texts()
         emb = node_embed(gen, {"heldout": captions, "paraphrase": paraphrases, "bench": texts},
-                         {"video": render(specs, manifest)})
+                         {"video": render(specs, manifest)}, {"audio": render_audio(specs, manifest)})
         v = emb["video"]
-        row = {"heldout": {"text_to_video": _recall(emb["heldout"], v), "video_to_text": _recall(v, emb["heldout"])},
-               "paraphrase": {"text_to_video": _recall(emb["paraphrase"], v)},
+        fused = fused_segments(specs, v, emb["audio"])
+        row = {"heldout": {"text_to_video": _recall(emb["heldout"], v), "video_to_text": _recall(v, emb["heldout"]),
+                           "text_to_fused": _recall(emb["heldout"], fused)},
+               "paraphrase": {"text_to_video": _recall(emb["paraphrase"], v),
+                              "text_to_fused": _recall(emb["paraphrase"], fused)},
                "text_benchmark": {"tower": textbench.score(lookup_encoder(texts, emb["bench"]))},
                "example": {"caption": captions[0], "paraphrase": paraphrases[0]}}
         table = word_table(gen)

@@ -6,9 +6,10 @@
  *   node encoders/node/embed.ts REQUEST.json
  *
  * REQUEST: {"generation": DIR, "out": DIR, "texts": {"name": [strings]},
- *           "frames": {"name": {"file": F32 (B, T, 3, S, S) little-endian, "shape": [...]}}}
+ *           "frames": {"name": {"file": F32 (B, T, 3, S, S) little-endian, "shape": [...]}},
+ *           "waveforms": {"name": {"file": F32 (B, samples) little-endian, "shape": [...]}}}
  * Writes OUT/<name>.f32 (rows of dim floats) and OUT/done.json {name: [rows, dim]}.
- * Called by `python3 -m montage_encoders.compare`.
+ * Called by `python3 -m montage_encoders.compare` and `montage_encoders.lit` (the locked towers' targets).
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -21,6 +22,7 @@ interface Request {
   out: string;
   texts?: Record<string, string[]>;
   frames?: Record<string, { file: string; shape: number[] }>;
+  waveforms?: Record<string, { file: string; shape: number[] }>;
 }
 
 interface TowerSpec {
@@ -68,10 +70,12 @@ if (req.texts) {
   await tower.close();
 }
 
-if (req.frames) {
-  const spec = manifest.towers.video!;
-  const tower = lazyTower(join(req.generation, spec.file), Object.keys(spec.inputs), spec.output.name, opts, log);
-  for (const [name, f] of Object.entries(req.frames)) {
+/** Runs one tower over float32 tensor files, BATCH rows at a time. */
+async function embedTensors(tensors: Record<string, { file: string; shape: number[] }>, towerName: 'video' | 'audio'): Promise<void> {
+  const spec = manifest.towers[towerName]!;
+  const input = Object.keys(spec.inputs)[0]!;
+  const tower = lazyTower(join(req.generation, spec.file), [input], spec.output.name, opts, log);
+  for (const [name, f] of Object.entries(tensors)) {
     const bytes = readFileSync(f.file);
     const all = new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength >> 2);
     const [n, ...rest] = f.shape as [number, ...number[]];
@@ -79,11 +83,14 @@ if (req.frames) {
     const rows: Float32Array[] = [];
     for (let lo = 0; lo < n; lo += BATCH) {
       const hi = Math.min(n, lo + BATCH);
-      rows.push(...(await tower.run({ frames: { data: all.slice(lo * per, hi * per), dims: [hi - lo, ...rest] } })));
+      rows.push(...(await tower.run({ [input]: { data: all.slice(lo * per, hi * per), dims: [hi - lo, ...rest] } })));
     }
     save(name, rows);
   }
   await tower.close();
 }
+
+if (req.frames) await embedTensors(req.frames, 'video');
+if (req.waveforms) await embedTensors(req.waveforms, 'audio');
 
 writeFileSync(join(req.out, 'done.json'), JSON.stringify(done));

@@ -98,7 +98,7 @@ export async function search(deps: SearchDeps, q: SearchQuery): Promise<SearchHi
   let ranked: SearchHit[] = hits;
   if (rerank && !q.moments) {
     const cands = (hits as ItemHit[]).map((h) => ({ ...h, id: h.videoId, vector: h.vectors?.[using] ?? new Float32Array(qv.length) }));
-    const kept = q.collapseDuplicates && q.videoId ? cands.filter((c) => dot(c.vector, qv) < DUPLICATE_SIMILARITY) : cands;
+    const kept = q.collapseDuplicates && q.videoId ? await withoutDuplicates(deps, q.videoId, qv, hits as ItemHit[], cands) : cands;
     ranked = (q.diversity ?? 0) > 0 ? mmr(kept, want, q.diversity!, DUPLICATE_SIMILARITY) : kept.slice(0, want);
   }
   return ranked.slice(q.offset, want).map((h) => ({
@@ -175,6 +175,25 @@ function evidenceMoments(base: number, moments: EvidenceMoment[], matched: Match
     if (kept.length === 3) break;
   }
   return kept;
+}
+
+/**
+ * Candidates that are not copies of `videoId`. A copy is judged on the picture: the video item vectors, which a
+ * re-upload's different title does not move (the fused vector carries the title's text vector, and an
+ * open-vocabulary text tower tells "clip 7" from "a copy"); items without a video vector fall back to `using`.
+ */
+async function withoutDuplicates<T extends { vector: Float32Array }>(
+  deps: SearchDeps,
+  videoId: string,
+  qv: Float32Array,
+  hits: readonly ItemHit[],
+  cands: T[],
+): Promise<T[]> {
+  const own = (await deps.store.getItem(videoId, true))?.vectors?.video;
+  return cands.filter((c, i) => {
+    const theirs = hits[i]?.vectors?.video;
+    return (own && theirs ? dot(theirs, own) : dot(c.vector, qv)) < DUPLICATE_SIMILARITY;
+  });
 }
 
 /** Segment search grouped back to videos; the store applies the item filter to the segments' videos. */
