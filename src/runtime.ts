@@ -14,6 +14,7 @@ import { loadEncoders } from './models/index.ts';
 import type { Encoders } from './models/types.ts';
 import { setFfmpegPath, setFfprobePath } from './media/index.ts';
 import { EventLog } from './users/events.ts';
+import { Popularity } from './recommend/popularity.ts';
 import { VideoFiles } from './videos/files.ts';
 import { BullJobQueue, connect, pingRedis } from '../jobs/queues.ts';
 import { makeHandlers, type JobDeps } from '../jobs/index.ts';
@@ -29,6 +30,7 @@ export interface Runtime {
   /** The job queue; `jobs.queue(type)` reaches the BullMQ queue of a job type. */
   jobs: BullJobQueue;
   events: EventLog;
+  popularity: Popularity;
   files: VideoFiles;
   /** Closes everything, in order, each step even if one before it failed. */
   close(): Promise<void>;
@@ -93,6 +95,7 @@ export async function createRuntime(opts: RuntimeOptions): Promise<Runtime> {
       encoders,
       jobs,
       events: new EventLog(redis, config.redis.prefix),
+      popularity: new Popularity(redis, config.redis.prefix, { halfLifeH: config.recommend.halfLifeH, max: config.recommend.popularMax }),
       files: new VideoFiles(config.dataDir, config.server.maxUploadBytes),
       close,
     };

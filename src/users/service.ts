@@ -6,10 +6,13 @@
 import { AppError } from '../errors/index.ts';
 import type { JobQueue } from '../queue/index.ts';
 import type { BehaviourEvent, EventLog } from './events.ts';
+import type { Popularity } from '../recommend/popularity.ts';
 
 export interface EventServiceDeps {
   events: EventLog;
   jobs: Pick<JobQueue, 'requestUserVector'>;
+  /** Decayed popularity for recommendations (counts each event once by its id, as the log does). */
+  popularity?: Pick<Popularity, 'record'>;
 }
 
 /** How far ahead of the server's clock an event may be stamped (clock skew), ms. */
@@ -27,6 +30,7 @@ export async function recordEvents(
       throw new AppError('INVALID_FIELD', `events.${i}.timestamp is in the future`, { field: `events.${i}.timestamp` });
   });
   const res = await deps.events.append(events);
+  await deps.popularity?.record(events);
   await Promise.all(res.users.map((userId) => deps.jobs.requestUserVector(userId)));
   return { accepted: res.accepted, duplicates: res.duplicates };
 }

@@ -6,7 +6,7 @@ import { search, type SearchHit, type SearchQuery } from '../../search/service.t
 import type { AppDeps } from '../app.ts';
 import { checkLimit, PAGE_QUERY_PROPERTIES } from './paging.ts';
 
-interface FilterBody {
+export interface FilterBody {
   tags?: { any?: string[]; all?: string[] };
   durationS?: { min?: number; max?: number };
   uploadedAt?: { from?: string; to?: string };
