@@ -73,6 +73,12 @@ export interface RecommendConfig {
    * rest popular-and-fresh. @defaultValue 10 (MONTAGE_RECOMMEND_PERSONAL_AT)
    */
   personalAt: number;
+  /**
+   * Weight of the watched items' centroid in the personal query: q = unit((1 - w) * userVector + w * unit(mean of
+   * the newest 20 watched items' behaviour vectors)); w = 0 is the user tower alone. The centroid also stands in
+   * when the user has events but no vector yet. @defaultValue 0.5 (MONTAGE_RECOMMEND_HISTORY_WEIGHT)
+   */
+  historyWeight: number;
   /** Share of each list reserved for items with no interactions yet, chosen by the user's vector; 0 turns it off. @defaultValue 0.2 (MONTAGE_RECOMMEND_NEW_ITEM_SHARE) */
   newItemShare: number;
   /** How recent an upload must be to compete for a new-item slot, hours. @defaultValue 72 (MONTAGE_RECOMMEND_NEW_ITEM_WINDOW_H) */
@@ -96,6 +102,7 @@ export interface ExperimentArm {
   mode: 'blend' | 'popular';
   newItemShare?: number;
   personalAt?: number;
+  historyWeight?: number;
 }
 
 /** Parses MONTAGE_RECOMMEND_EXPERIMENTS, refusing at boot anything the recommender could not serve. */
@@ -121,12 +128,15 @@ export function parseExperiments(raw: string | undefined): Record<string, Experi
       if (a.newItemShare !== undefined && !(a.newItemShare >= 0 && a.newItemShare <= 1))
         throw bad(`${name}.arms.${i}.newItemShare must be in [0, 1]`);
       if (a.personalAt !== undefined && !(a.personalAt >= 1)) throw bad(`${name}.arms.${i}.personalAt must be >= 1`);
+      if (a.historyWeight !== undefined && !(a.historyWeight >= 0 && a.historyWeight <= 1))
+        throw bad(`${name}.arms.${i}.historyWeight must be in [0, 1]`);
       return {
         name: a.name,
         weight,
         mode,
         ...(a.newItemShare !== undefined ? { newItemShare: a.newItemShare } : {}),
         ...(a.personalAt !== undefined ? { personalAt: a.personalAt } : {}),
+        ...(a.historyWeight !== undefined ? { historyWeight: a.historyWeight } : {}),
       };
     });
     out[name] = { arms };
@@ -303,6 +313,7 @@ export function loadConfig(env: Env = process.env): Config {
     recommend: {
       halfLifeH: num(env, 'MONTAGE_RECOMMEND_HALF_LIFE_H', 24, 0.01),
       personalAt: int(env, 'MONTAGE_RECOMMEND_PERSONAL_AT', 10, 1, 10_000),
+      historyWeight: unitNum(env, 'MONTAGE_RECOMMEND_HISTORY_WEIGHT', 0.5),
       newItemShare: unitNum(env, 'MONTAGE_RECOMMEND_NEW_ITEM_SHARE', 0.2),
       newItemWindowH: num(env, 'MONTAGE_RECOMMEND_NEW_ITEM_WINDOW_H', 72, 0.01),
       popularMax: int(env, 'MONTAGE_RECOMMEND_POPULAR_MAX', 100_000, 1, 100_000_000),

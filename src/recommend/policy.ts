@@ -5,6 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { Experiment, ExperimentArm } from '../config/index.ts';
+import { axpy, unit } from '../vectors.ts';
 
 /** Share of the list that is personal after n engaged events: min(1, n / personalAt); 0 with no events. */
 export function personalShare(n: number, personalAt: number): number {
@@ -79,4 +80,22 @@ export function assignArm(experimentName: string, experiment: Experiment, subjec
     if (h < acc) return arm;
   }
   return experiment.arms[experiment.arms.length - 1]!;
+}
+
+/**
+ * The personal query: unit((1 - w) * user + w * unit(mean of the watched items' behaviour vectors)). Linear in the
+ * item, so one nearest-neighbour query ranks by (1 - w) * cos(user, item) + w * mean cos(watched, item), a hybrid
+ * of the user tower and item-to-item similarity that stays right when the tower is weak (README
+ * "Recommendations"). Without a user vector the centroid alone; undefined when there is neither.
+ */
+export function personalQuery(user: Float32Array | undefined, watched: Float32Array[], w: number): Float32Array | undefined {
+  const mean = watched.length && w > 0 ? new Float32Array(watched[0]!.length) : undefined;
+  if (mean) for (const v of watched) axpy(1 / watched.length, v, mean);
+  const centroid = mean ? unit(mean) : null;
+  if (!centroid) return user;
+  if (!user) return centroid;
+  const q = new Float32Array(user.length);
+  axpy(1 - w, user, q);
+  axpy(w, centroid, q);
+  return unit(q) ?? user;
 }

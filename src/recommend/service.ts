@@ -1,8 +1,9 @@
 /**
  * Recommendations, cold-start aware (README "Recommendations"). A list of `offset + limit` is built from three
  * sources and cut to the page:
- *   personal   the user's vector (stored, or computed on the fly from a session's videos) against every item's
- *              `behaviour` vector, so an item nobody has watched competes like any other; MMR when `diversity`;
+ *   personal   the user's vector (stored, or computed on the fly from a session's videos), mixed with the centroid
+ *              of the watched items (policy.ts personalQuery), against every item's `behaviour` vector, so an
+ *              item nobody has watched competes like any other; MMR when `diversity`;
  *   popular / fresh   decayed popularity (src/recommend/popularity.ts) alternated with the newest ready uploads;
  *   new-item   a reserved share of slots for recent items with no interactions at all, chosen by the user's vector.
  * The personal share grows with the history: min(1, n / personalAt) (src/recommend/policy.ts). Seen and skipped
@@ -19,7 +20,7 @@ import type { SearchHit } from '../search/service.ts';
 import { mmr } from '../search/rank.ts';
 import { dot } from '../vectors.ts';
 import type { Popularity } from './popularity.ts';
-import { assignArm, interleave, newItemSlots, personalShare, placeNewItems } from './policy.ts';
+import { assignArm, interleave, newItemSlots, personalQuery, personalShare, placeNewItems } from './policy.ts';
 
 export interface RecommendDeps {
   store: VectorStore;
@@ -105,6 +106,11 @@ export async function recommend(deps: RecommendDeps, req: RecommendRequest): Pro
   const now = req.now ?? Date.now();
   const arm = pickArm(deps.policy.experiments, req);
   const h = req.session ? await sessionHistory(deps, req.session) : await storedHistory(deps, req.userId!);
+  h.vector = personalQuery(
+    h.vector,
+    h.watched.flatMap((w) => (w.behaviour ? [w.behaviour] : [])),
+    arm?.historyWeight ?? deps.policy.historyWeight,
+  );
   const popularOnly = arm?.mode === 'popular';
   const share = h.vector && !popularOnly ? personalShare(h.n, arm?.personalAt ?? deps.policy.personalAt) : 0;
   const want = req.offset + req.limit;

@@ -1,7 +1,7 @@
 /** The recommendation policy's pure parts: the blend by history length, interleaving, new-item slots, arms, config. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { assignArm, interleave, newItemSlots, personalShare, placeNewItems } from '../../src/recommend/policy.ts';
+import { assignArm, interleave, newItemSlots, personalQuery, personalShare, placeNewItems } from '../../src/recommend/policy.ts';
 import { parseExperiments } from '../../src/config/index.ts';
 import { matches } from '../../src/recommend/service.ts';
 
@@ -77,4 +77,19 @@ test('the in-memory filter agrees with the search filter fields', () => {
   assert.ok(!matches(p, { uploadedAfter: 1001 }));
   assert.ok(!matches(p, { modalities: ['text'] }));
   assert.ok(!matches(p, { excludeVideoIds: ['v'] }));
+});
+
+test('the personal query mixes the user vector with the watched centroid by the history weight', () => {
+  const u = Float32Array.from([1, 0, 0]);
+  const w1 = Float32Array.from([0, 1, 0]);
+  const w2 = Float32Array.from([0, 0, 1]);
+  assert.deepEqual(personalQuery(u, [w1, w2], 0), u, 'weight 0: the tower alone');
+  const q = personalQuery(u, [w1, w2], 0.5)!;
+  assert.ok(Math.abs(Math.hypot(...q) - 1) < 1e-6);
+  assert.ok(Math.abs(q[0]! - q[1]! * Math.SQRT2) < 1e-6, 'half the user, half the unit centroid');
+  assert.ok(Math.abs(q[1]! - q[2]!) < 1e-6);
+  const c = personalQuery(undefined, [w1, w2], 0.5)!;
+  assert.ok(Math.abs(c[1]! - Math.SQRT1_2) < 1e-6 && c[0] === 0, 'no user vector: the centroid');
+  assert.equal(personalQuery(undefined, [], 0.5), undefined);
+  assert.equal(personalQuery(u, [], 0.5), u);
 });
