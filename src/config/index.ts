@@ -76,7 +76,7 @@ export interface RecommendConfig {
   /**
    * Weight of the watched items' centroid in the personal query: q = unit((1 - w) * userVector + w * unit(mean of
    * the newest 20 watched items' behaviour vectors)); w = 0 is the user tower alone. The centroid also stands in
-   * when the user has events but no vector yet. @defaultValue 0.5 (MONTAGE_RECOMMEND_HISTORY_WEIGHT)
+   * when the user has events but no vector yet. @defaultValue 0.8 (MONTAGE_RECOMMEND_HISTORY_WEIGHT)
    */
   historyWeight: number;
   /** Share of each list reserved for items with no interactions yet, chosen by the user's vector; 0 turns it off. @defaultValue 0.2 (MONTAGE_RECOMMEND_NEW_ITEM_SHARE) */
@@ -313,7 +313,7 @@ export function loadConfig(env: Env = process.env): Config {
     recommend: {
       halfLifeH: num(env, 'MONTAGE_RECOMMEND_HALF_LIFE_H', 24, 0.01),
       personalAt: int(env, 'MONTAGE_RECOMMEND_PERSONAL_AT', 10, 1, 10_000),
-      historyWeight: unitNum(env, 'MONTAGE_RECOMMEND_HISTORY_WEIGHT', 0.5),
+      historyWeight: unitNum(env, 'MONTAGE_RECOMMEND_HISTORY_WEIGHT', 0.8),
       newItemShare: unitNum(env, 'MONTAGE_RECOMMEND_NEW_ITEM_SHARE', 0.2),
       newItemWindowH: num(env, 'MONTAGE_RECOMMEND_NEW_ITEM_WINDOW_H', 72, 0.01),
       popularMax: int(env, 'MONTAGE_RECOMMEND_POPULAR_MAX', 100_000, 1, 100_000_000),

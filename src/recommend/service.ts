@@ -20,6 +20,7 @@ import type { SearchHit } from '../search/service.ts';
 import { mmr } from '../search/rank.ts';
 import { dot } from '../vectors.ts';
 import type { Popularity } from './popularity.ts';
+import type { WatchedCache, WatchedItem } from './watched-cache.ts';
 import { assignArm, interleave, newItemSlots, personalQuery, personalShare, placeNewItems } from './policy.ts';
 
 export interface RecommendDeps {
@@ -29,6 +30,8 @@ export interface RecommendDeps {
   popularity: Popularity;
   encoders: Encoders;
   policy: RecommendConfig;
+  /** Watched items kept in process briefly; without it each request reads them from the store. */
+  watchedCache?: WatchedCache;
 }
 
 /** One recently watched video of a session without a stored user. */
@@ -86,11 +89,7 @@ const OVERFETCH = 4;
 const REASON_HISTORY = 20;
 const REASON_TOP = 3;
 
-interface Watched {
-  videoId: string;
-  title: string;
-  behaviour: Float32Array | undefined;
-}
+type Watched = WatchedItem;
 
 interface History {
   vector: Float32Array | undefined;
@@ -164,8 +163,12 @@ async function storedHistory(deps: RecommendDeps, userId: string): Promise<Histo
     deps.store.getUser(userId),
   ]);
   const vector = user && user.generation === deps.encoders.generation.name ? user.vector : undefined;
-  const items = await Promise.all(recent.slice(-REASON_HISTORY).map((r) => deps.store.getItem(r.videoId, true)));
-  const watched = items.filter((i): i is ItemHit => i !== null).map(toWatched);
+  const ids = recent.slice(-REASON_HISTORY).map((r) => r.videoId);
+  const load = (id: string) => deps.store.getItem(id, true);
+  const items = deps.watchedCache
+    ? await deps.watchedCache.get(ids, load)
+    : (await Promise.all(ids.map(load))).map((i) => i && toWatched(i));
+  const watched = items.filter((i): i is Watched => i !== null);
   return { vector, n: recent.length, seen, watched };
 }
 

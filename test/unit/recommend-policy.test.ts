@@ -4,6 +4,8 @@ import assert from 'node:assert/strict';
 import { assignArm, interleave, newItemSlots, personalQuery, personalShare, placeNewItems } from '../../src/recommend/policy.ts';
 import { parseExperiments } from '../../src/config/index.ts';
 import { matches } from '../../src/recommend/service.ts';
+import { WatchedCache } from '../../src/recommend/watched-cache.ts';
+import type { ItemHit } from '../../src/store/types.ts';
 
 test('the personal share grows linearly with history and is full at personalAt', () => {
   assert.equal(personalShare(0, 10), 0);
@@ -92,4 +94,24 @@ test('the personal query mixes the user vector with the watched centroid by the 
   assert.ok(Math.abs(c[1]! - Math.SQRT1_2) < 1e-6 && c[0] === 0, 'no user vector: the centroid');
   assert.equal(personalQuery(undefined, [], 0.5), undefined);
   assert.equal(personalQuery(u, [], 0.5), u);
+});
+
+test('the watched-items cache serves fresh entries, reloads past the ttl, and keeps its bound', async () => {
+  const cache = new WatchedCache(1000, 2);
+  let loads = 0;
+  const load = async (id: string) => {
+    loads++;
+    return id === 'gone' ? null : { videoId: id, score: 1, payload: { title: `t-${id}` } as ItemHit['payload'] };
+  };
+  assert.deepEqual(
+    (await cache.get(['a', 'gone'], load, 0)).map((i) => i?.title ?? null),
+    ['t-a', null],
+  );
+  await cache.get(['a', 'gone'], load, 500);
+  assert.equal(loads, 2, 'fresh entries, the missing one included, are not reloaded');
+  await cache.get(['a'], load, 1500);
+  assert.equal(loads, 3, 'past the ttl it reloads');
+  await cache.get(['b', 'c'], load, 1500);
+  await cache.get(['a'], load, 1600);
+  assert.equal(loads, 6, 'the oldest entry went past the bound');
 });

@@ -2,6 +2,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { BehaviourEvent, EventType } from '../../users/events.ts';
 import { recordEvents } from '../../users/service.ts';
+import { WatchedCache } from '../../recommend/watched-cache.ts';
 import { recommend, type RecommendDeps, type Recommendations, type SessionItem } from '../../recommend/service.ts';
 import { toFilter, toHit, type FilterBody } from './search.ts';
 import { checkLimit, PAGE_QUERY_PROPERTIES } from './paging.ts';
@@ -45,7 +46,7 @@ interface SessionBody {
 
 function recommendDeps(deps: AppDeps): RecommendDeps {
   const { store, events, catalog, popularity, encoders } = deps;
-  return { store, events, catalog, popularity, encoders, policy: deps.config.recommend };
+  return { store, events, catalog, popularity, encoders, policy: deps.config.recommend, watchedCache: new WatchedCache() };
 }
 
 function toResponse(r: Recommendations, publicUrl: string) {
@@ -61,6 +62,7 @@ function toResponse(r: Recommendations, publicUrl: string) {
 
 export function userRoutes(deps: AppDeps) {
   const cap = deps.config.server.searchMaxLimit;
+  const rec = recommendDeps(deps);
   return async (app: FastifyInstance) => {
     app.post<{ Body: { events: EventBody[] } }>(
       '/v1/events',
@@ -120,7 +122,7 @@ export function userRoutes(deps: AppDeps) {
         const q = req.query;
         const limit = q.limit ?? 10;
         checkLimit(limit, cap);
-        const r = await recommend(recommendDeps(deps), {
+        const r = await recommend(rec, {
           userId: req.params.id,
           limit,
           offset: q.offset ?? 0,
@@ -153,7 +155,7 @@ export function userRoutes(deps: AppDeps) {
         const b = req.body;
         const limit = b.limit ?? 10;
         checkLimit(limit, cap);
-        const r = await recommend(recommendDeps(deps), {
+        const r = await recommend(rec, {
           session: b.watched,
           limit,
           offset: b.offset ?? 0,
