@@ -10,8 +10,8 @@
  * unit centroid of their items plus noise, written with upsertUsers (the user tower's cost is the job's, not the
  * request's). Two apps from buildApp in this process, each on its own loopback port: the real runtime, and the
  * same runtime with the store's searchItems replaced by a brute-force scan of the same vectors (filters and
- * exclusions applied in the scan). During the timed requests a stream of POST /v1/events (500 events/s) goes to
- * the real app. Requests: random users, limit 10, sequential after a warm-up, the same user sequence for both.
+ * exclusions applied in the scan). During the timed requests a stream of POST /v1/events (--events-per-s,
+ * default 100) goes to the real app. Requests: random users, limit 10, sequential after a warm-up, the same user sequence for both.
  */
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -39,6 +39,7 @@ const { values: args } = parseArgs({
     users: { type: 'string', default: '10000' },
     requests: { type: 'string', default: '300' },
     warmup: { type: 'string', default: '30' },
+    'events-per-s': { type: 'string', default: '100' },
     out: { type: 'string', default: 'bench/results/recommend.json' },
   },
 });
@@ -208,10 +209,11 @@ async function main() {
     await exact.listen({ host: '127.0.0.1', port: 0 });
     const url = (a: typeof real) => `http://127.0.0.1:${(a.server.address() as AddressInfo).port}`;
 
-    // Events stream in during the timed requests: 50 every 100 ms to the real app.
+    // Events stream in during the timed requests: --events-per-s, in batches every 100 ms, to the real app.
     let streamed = 0;
+    const perTick = Math.max(1, Math.round(Number(args['events-per-s']) / 10));
     const stream = setInterval(() => {
-      const batch = Array.from({ length: 50 }, () => ({
+      const batch = Array.from({ length: perTick }, () => ({
         eventId: `s${streamed++}`,
         userId: users[Math.floor(r() * users.length)]!,
         videoId: `v${Math.floor(r() * N)}`,
@@ -234,6 +236,7 @@ async function main() {
     await exact.close();
 
     const latency = {
+      events_per_s: Number(args['events-per-s']),
       items: N,
       users: U,
       p50_ms: pct(realMs, 50),
@@ -245,9 +248,9 @@ async function main() {
       load_avg: Math.round(loadavg()[0]! * 10) / 10,
       setup_s: Math.round(setupS),
       note:
-        'GET /v1/users/:id/recommendations?limit=10 over loopback, client and both apps in one process; exact = the same runtime ' +
-        'with searchItems as a brute-force scan; 20 events per user, 500 events/s posted to the real app during the timed requests. ' +
-        'See bench/recommend.ts.',
+        `GET /v1/users/:id/recommendations?limit=10 over loopback, client and both apps in one process; exact = the same runtime ` +
+        `with searchItems as a brute-force scan; 20 events per user, ${args['events-per-s']} events/s posted to the real app during ` +
+        `all the timed requests (both apps share the process). See bench/recommend.ts.`,
     };
     const prev = existsSync(args.out) ? JSON.parse(await readFile(args.out, 'utf8')) : {};
     await writeFile(args.out, JSON.stringify({ ...prev, latency }, null, 2) + '\n');
