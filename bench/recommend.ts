@@ -83,6 +83,7 @@ function exactStore(base: VectorStore, matrix: Float32Array, payloads: ItemHit['
   return Object.assign(Object.create(Object.getPrototypeOf(base)) as VectorStore, base, {
     getItem: base.getItem.bind(base),
     getUser: base.getUser.bind(base),
+    getItems: base.getItems.bind(base),
     searchItems: async (req: SearchRequest): Promise<ItemHit[]> => {
       const f = req.filter ?? {};
       const ex = new Set((f.excludeVideoIds ?? []).map((id) => index.get(id)));

@@ -164,17 +164,18 @@ async function storedHistory(deps: RecommendDeps, userId: string): Promise<Histo
   ]);
   const vector = user && user.generation === deps.encoders.generation.name ? user.vector : undefined;
   const ids = recent.slice(-REASON_HISTORY).map((r) => r.videoId);
-  const load = (id: string) => deps.store.getItem(id, true);
-  const items = deps.watchedCache
-    ? await deps.watchedCache.get(ids, load)
-    : (await Promise.all(ids.map(load))).map((i) => i && toWatched(i));
+  const load = (some: string[]) => deps.store.getItems(some, true);
+  const items = deps.watchedCache ? await deps.watchedCache.get(ids, load) : (await load(ids)).map((i) => i && toWatched(i));
   const watched = items.filter((i): i is Watched => i !== null);
   return { vector, n: recent.length, seen, watched };
 }
 
 /** Runs the user tower on the session's videos, as the user-vector job does for a stored user. */
 async function sessionHistory(deps: RecommendDeps, session: SessionItem[]): Promise<History> {
-  const items = await Promise.all(session.map((s) => deps.store.getItem(s.videoId, true)));
+  const items = await deps.store.getItems(
+    session.map((s) => s.videoId),
+    true,
+  );
   const unknown = session.filter((_, i) => !items[i]?.vectors?.fused).map((s) => s.videoId);
   const engagedIdx = session
     .map((s, i) => ({ s, i, item: items[i] }))
@@ -296,9 +297,9 @@ export function matches(p: ItemPayload, f: ItemFilter): boolean {
 /** Each hit's path and its closest watched items; hits from the catalog get their behaviour vector from the store. */
 async function withReasons(deps: RecommendDeps, page: Cand[], watched: Watched[]): Promise<RecommendHit[]> {
   const known = watched.filter((w) => w.behaviour);
-  const vectors = await Promise.all(
-    page.map(async (c) => c.behaviour ?? (known.length ? (await deps.store.getItem(c.videoId, true))?.vectors?.behaviour : undefined)),
-  );
+  const lacking = known.length ? page.filter((c) => !c.behaviour).map((c) => c.videoId) : [];
+  const read = new Map((await deps.store.getItems(lacking, true)).flatMap((h) => (h ? [[h.videoId, h.vectors?.behaviour]] : [])));
+  const vectors = page.map((c) => c.behaviour ?? read.get(c.videoId));
   return page.map((c, i) => {
     const v = vectors[i];
     const closest = v

@@ -23,19 +23,24 @@ export class WatchedCache {
     this.#max = max;
   }
 
-  /** The items, from the cache where fresh, else from `load` (in parallel); null for an item the store lacks. */
-  async get(videoIds: string[], load: (videoId: string) => Promise<ItemHit | null>, now = Date.now()): Promise<Array<WatchedItem | null>> {
-    return Promise.all(
-      videoIds.map(async (id) => {
-        const hit = this.#entries.get(id);
-        if (hit && now - hit.at < this.#ttlMs) return hit.item;
-        const i = await load(id);
-        const item = i ? { videoId: i.videoId, title: i.payload.title, behaviour: i.vectors?.behaviour } : null;
-        this.#entries.delete(id);
-        this.#entries.set(id, { item, at: now });
-        if (this.#entries.size > this.#max) this.#entries.delete(this.#entries.keys().next().value!);
-        return item;
-      }),
-    );
+  /** The items, from the cache where fresh, else from `load` (one call for all the others); null for an item the store lacks. */
+  async get(
+    videoIds: string[],
+    load: (videoIds: string[]) => Promise<Array<ItemHit | null>>,
+    now = Date.now(),
+  ): Promise<Array<WatchedItem | null>> {
+    const fresh = (id: string) => {
+      const e = this.#entries.get(id);
+      return e && now - e.at < this.#ttlMs ? e : undefined;
+    };
+    const missing = [...new Set(videoIds.filter((id) => !fresh(id)))];
+    const loaded = missing.length ? await load(missing) : [];
+    missing.forEach((id, i) => {
+      const h = loaded[i];
+      this.#entries.delete(id);
+      this.#entries.set(id, { item: h ? { videoId: h.videoId, title: h.payload.title, behaviour: h.vectors?.behaviour } : null, at: now });
+      if (this.#entries.size > this.#max) this.#entries.delete(this.#entries.keys().next().value!);
+    });
+    return videoIds.map((id) => this.#entries.get(id)?.item ?? null);
   }
 }

@@ -101,6 +101,8 @@ export interface VectorStore {
   /** Replaces every segment of the videos named in `points`. */
   upsertSegments(videoId: string, points: SegmentPoint[]): Promise<void>;
   getItem(videoId: string, withVectors?: boolean): Promise<ItemHit | null>;
+  /** Several items in one read, in the order asked, null where there is none (a point read per item is slow with vectors). */
+  getItems(videoIds: string[], withVectors?: boolean): Promise<Array<ItemHit | null>>;
   deleteVideo(videoId: string): Promise<void>;
   searchItems(req: SearchRequest): Promise<ItemHit[]>;
   searchSegments(req: SearchRequest & { using: 'fused' | 'video' | 'audio' }): Promise<SegmentHit[]>;

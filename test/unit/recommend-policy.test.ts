@@ -99,10 +99,11 @@ test('the personal query mixes the user vector with the watched centroid by the 
 test('the watched-items cache serves fresh entries, reloads past the ttl, and keeps its bound', async () => {
   const cache = new WatchedCache(1000, 2);
   let loads = 0;
-  const load = async (id: string) => {
-    loads++;
-    return id === 'gone' ? null : { videoId: id, score: 1, payload: { title: `t-${id}` } as ItemHit['payload'] };
-  };
+  const load = async (ids: string[]) =>
+    ids.map((id) => {
+      loads++;
+      return id === 'gone' ? null : { videoId: id, score: 1, payload: { title: `t-${id}` } as ItemHit['payload'] };
+    });
   assert.deepEqual(
     (await cache.get(['a', 'gone'], load, 0)).map((i) => i?.title ?? null),
     ['t-a', null],
