@@ -44,6 +44,8 @@ const { values: args } = parseArgs({
     out: { type: 'string', default: 'bench/results/recommend.json' },
     'cold-share': { type: 'string', default: '0.1' },
     seed: { type: 'string', default: '1' },
+    /** Evaluate this many users (a seeded sample; all when 0). */
+    users: { type: 'string', default: '0' },
   },
 });
 
@@ -148,7 +150,10 @@ async function userVectors(rt: Runtime, users: string[], now: number) {
     const kept: Array<{ userId: string; n: number; newest: number }> = [];
     for (const userId of batch) {
       const recent = await rt.events.recent(userId, maxItems);
-      const items = await Promise.all(recent.map((r) => rt.store.getItem(r.videoId, true)));
+      const items = await rt.store.getItems(
+        recent.map((r) => r.videoId),
+        true,
+      );
       const h = { items: [] as Float32Array[], ageSeconds: [] as number[] };
       recent.forEach((r, j) => {
         const v = items[j]?.vectors?.fused;
@@ -251,7 +256,10 @@ async function main() {
   const short: Population = { target: new Map() };
   const events: BehaviourEvent[] = [];
   const raters = new Map<string, number>();
+  const sample = Number(args.users);
+  const keep = (user: number) => sample === 0 || ((user * 2654435761) >>> 0) % byUser.size < sample;
   for (const [user, list] of byUser) {
+    if (!keep(user)) continue;
     list.sort((a, b) => a.ts - b.ts || a.item - b.item);
     const t = list.findLastIndex((x) => x.rating >= 4);
     if (t < 4) continue;
@@ -293,7 +301,11 @@ async function main() {
     const setupS = (Date.now() - t0) / 1000;
 
     const vectors = new Map<string, Float32Array>();
-    for (const it of items) vectors.set(vid(it.id), (await rt.store.getItem(vid(it.id), true))!.vectors!.behaviour!);
+    const all = await rt.store.getItems(
+      items.map((it) => vid(it.id)),
+      true,
+    );
+    for (const h of all) vectors.set(h!.videoId, h!.vectors!.behaviour!);
     const U = full.target.size;
     const selfInfo = new Map(items.map((it) => [vid(it.id), -Math.log2(((raters.get(vid(it.id)) ?? 0) + 1) / (U + 1))]));
     const ctx = { vectors, selfInfo, cold: new Set([...cold].map(vid)), items: items.length };
