@@ -14,6 +14,7 @@ import { loadEncoders } from './models/index.ts';
 import type { Encoders } from './models/types.ts';
 import { setFfmpegPath, setFfprobePath } from './media/index.ts';
 import { EventLog } from './users/events.ts';
+import { Popularity } from './recommend/popularity.ts';
 import { VideoFiles } from './videos/files.ts';
 import { BullJobQueue, connect, pingRedis, redisReady } from '../jobs/queues.ts';
 import { makeFailedHooks, makeHandlers, type JobDeps } from '../jobs/index.ts';
@@ -33,6 +34,7 @@ export interface Runtime {
   /** The job queue; `jobs.queue(type)` reaches the BullMQ queue of a job type. */
   jobs: BullJobQueue;
   events: EventLog;
+  popularity: Popularity;
   files: VideoFiles;
   /** Webhook subscriptions and deliveries (src/webhooks). */
   webhooks: Webhooks;
@@ -110,6 +112,7 @@ export async function createRuntime(opts: RuntimeOptions): Promise<Runtime> {
       encoders,
       jobs,
       events: new EventLog(redis, config.redis.prefix, catalog, config.users),
+      popularity: new Popularity(redis, config.redis.prefix, { halfLifeH: config.recommend.halfLifeH, max: config.recommend.popularMax }),
       files: new VideoFiles(config.dataDir, config.server.maxUploadBytes),
       webhooks,
       health: new EmbeddingHealth(redis, config.redis.prefix, {

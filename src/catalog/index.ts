@@ -79,6 +79,13 @@ export class Catalog {
     return raw ? (JSON.parse(raw) as VideoRecord) : null;
   }
 
+  /** Many records in one round trip (MGET), null where there is none, in the order asked. */
+  async getMany(videoIds: string[]): Promise<Array<VideoRecord | null>> {
+    if (videoIds.length === 0) return [];
+    const raw = await this.#redis.mget(...videoIds.map((id) => this.#key(id)));
+    return raw.map((r) => (r ? (JSON.parse(r) as VideoRecord) : null));
+  }
+
   async put(rec: VideoRecord): Promise<void> {
     await this.#redis.set(this.#key(rec.videoId), JSON.stringify(rec));
   }

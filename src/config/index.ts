@@ -93,6 +93,7 @@ export interface Config {
     skipsMax: number;
   };
   enrich: EnrichConfig;
+  recommend: RecommendConfig;
   /** @defaultValue 'info' (LOG_LEVEL) */
   logLevel: string;
 }
@@ -174,6 +175,86 @@ export interface EnrichConfig {
   tesseractPath: string;
 }
 
+/** The recommendation policy (README "Recommendations"); an experiment arm may override the tunables. */
+export interface RecommendConfig {
+  /** Popularity decays by half every this many hours (events weighted view 1, like 2, share 3). @defaultValue 24 (MONTAGE_RECOMMEND_HALF_LIFE_H) */
+  halfLifeH: number;
+  /**
+   * Engaged events at which a user's list is fully personal: the personal share is min(1, n / personalAt), the
+   * rest popular-and-fresh. @defaultValue 10 (MONTAGE_RECOMMEND_PERSONAL_AT)
+   */
+  personalAt: number;
+  /**
+   * Weight of the watched items' centroid in the personal query: q = unit((1 - w) * userVector + w * unit(mean of
+   * the newest 20 watched items' behaviour vectors)); w = 0 is the user tower alone. The centroid also stands in
+   * when the user has events but no vector yet. @defaultValue 0.8 (MONTAGE_RECOMMEND_HISTORY_WEIGHT)
+   */
+  historyWeight: number;
+  /** Share of each list reserved for items with no interactions yet, chosen by the user's vector; 0 turns it off. @defaultValue 0.2 (MONTAGE_RECOMMEND_NEW_ITEM_SHARE) */
+  newItemShare: number;
+  /** How recent an upload must be to compete for a new-item slot, hours. @defaultValue 72 (MONTAGE_RECOMMEND_NEW_ITEM_WINDOW_H) */
+  newItemWindowH: number;
+  /** Items the decayed popularity set keeps (the least popular are dropped past it). @defaultValue 100000 (MONTAGE_RECOMMEND_POPULAR_MAX) */
+  popularMax: number;
+  /** Declared experiments by name (JSON). @defaultValue {} (MONTAGE_RECOMMEND_EXPERIMENTS) */
+  experiments: Record<string, Experiment>;
+}
+
+export interface Experiment {
+  arms: ExperimentArm[];
+}
+
+/** One arm: a name, a weight (share of users, relative), and the policy it overrides. */
+export interface ExperimentArm {
+  name: string;
+  /** @defaultValue 1 */
+  weight: number;
+  /** 'popular' serves every user the popular-and-fresh list (the control of the staged A/B test). @defaultValue 'blend' */
+  mode: 'blend' | 'popular';
+  newItemShare?: number;
+  personalAt?: number;
+  historyWeight?: number;
+}
+
+/** Parses MONTAGE_RECOMMEND_EXPERIMENTS, refusing at boot anything the recommender could not serve. */
+export function parseExperiments(raw: string | undefined): Record<string, Experiment> {
+  if (!raw) return {};
+  const bad = (why: string) => new AppError('CONFIG_INVALID', `MONTAGE_RECOMMEND_EXPERIMENTS ${why}: ${raw}`);
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(raw);
+  } catch {
+    throw bad('is not JSON');
+  }
+  if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) throw bad('must be an object of experiments by name');
+  const out: Record<string, Experiment> = {};
+  for (const [name, exp] of Object.entries(parsed as Record<string, { arms?: unknown }>)) {
+    if (!Array.isArray(exp?.arms) || exp.arms.length < 1) throw bad(`experiment ${name} needs a non-empty arms list`);
+    const arms = (exp.arms as Array<Partial<ExperimentArm>>).map((a, i): ExperimentArm => {
+      if (typeof a?.name !== 'string' || !a.name) throw bad(`${name}.arms.${i} needs a name`);
+      const weight = a.weight ?? 1;
+      if (!(typeof weight === 'number' && weight > 0)) throw bad(`${name}.arms.${i}.weight must be > 0`);
+      const mode = a.mode ?? 'blend';
+      if (mode !== 'blend' && mode !== 'popular') throw bad(`${name}.arms.${i}.mode must be blend or popular`);
+      if (a.newItemShare !== undefined && !(a.newItemShare >= 0 && a.newItemShare <= 1))
+        throw bad(`${name}.arms.${i}.newItemShare must be in [0, 1]`);
+      if (a.personalAt !== undefined && !(a.personalAt >= 1)) throw bad(`${name}.arms.${i}.personalAt must be >= 1`);
+      if (a.historyWeight !== undefined && !(a.historyWeight >= 0 && a.historyWeight <= 1))
+        throw bad(`${name}.arms.${i}.historyWeight must be in [0, 1]`);
+      return {
+        name: a.name,
+        weight,
+        mode,
+        ...(a.newItemShare !== undefined ? { newItemShare: a.newItemShare } : {}),
+        ...(a.personalAt !== undefined ? { personalAt: a.personalAt } : {}),
+        ...(a.historyWeight !== undefined ? { historyWeight: a.historyWeight } : {}),
+      };
+    });
+    out[name] = { arms };
+  }
+  return out;
+}
+
 /** Which vector store, with its options: Qdrant when `qdrant` is set, the embedded store otherwise. */
 export interface StoreConfig {
   /** @defaultValue unset (QDRANT_URL, QDRANT_API_KEY) */
@@ -223,6 +304,12 @@ function num(env: Env, key: string, dflt: number, min: number): number {
   if (!Number.isFinite(v) || v < min) {
     throw new AppError('CONFIG_INVALID', `${key}=${JSON.stringify(raw)} must be a number >= ${min}`);
   }
+  return v;
+}
+
+function unitNum(env: Env, key: string, dflt: number): number {
+  const v = num(env, key, dflt, 0);
+  if (v > 1) throw new AppError('CONFIG_INVALID', `${key}=${JSON.stringify(env[key])} must be a number in [0, 1]`);
   return v;
 }
 
@@ -370,6 +457,15 @@ export function loadConfig(env: Env = process.env): Config {
       vectorWeight: unitInterval(env, 'MONTAGE_ENRICH_VECTOR_WEIGHT', 0.2),
       evidenceBoost: num(env, 'MONTAGE_EVIDENCE_BOOST', 0.5, 0),
       tesseractPath: env.TESSERACT_PATH || 'tesseract',
+    },
+    recommend: {
+      halfLifeH: num(env, 'MONTAGE_RECOMMEND_HALF_LIFE_H', 24, 0.01),
+      personalAt: int(env, 'MONTAGE_RECOMMEND_PERSONAL_AT', 10, 1, 10_000),
+      historyWeight: unitNum(env, 'MONTAGE_RECOMMEND_HISTORY_WEIGHT', 0.8),
+      newItemShare: unitNum(env, 'MONTAGE_RECOMMEND_NEW_ITEM_SHARE', 0.2),
+      newItemWindowH: num(env, 'MONTAGE_RECOMMEND_NEW_ITEM_WINDOW_H', 72, 0.01),
+      popularMax: int(env, 'MONTAGE_RECOMMEND_POPULAR_MAX', 100_000, 1, 100_000_000),
+      experiments: parseExperiments(env.MONTAGE_RECOMMEND_EXPERIMENTS),
     },
     logLevel: oneOf(env, 'LOG_LEVEL', 'info', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const),
   };

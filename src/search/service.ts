@@ -13,7 +13,8 @@ export interface SearchQuery {
   text?: string;
   videoId?: string;
   vector?: number[];
-  modality?: 'fused' | 'video' | 'audio' | 'text';
+  /** Which item vector to rank by; `behaviour` (what the same people would watch) is for video → video only. */
+  modality?: 'fused' | 'video' | 'audio' | 'text' | 'behaviour';
   filter?: ItemFilter;
   limit: number;
   offset: number;

@@ -20,6 +20,7 @@ import type { VectorStore } from '../store/types.ts';
 import type { Encoders } from '../models/types.ts';
 import type { JobQueue } from '../queue/index.ts';
 import type { EventLog } from '../users/events.ts';
+import type { Popularity } from '../recommend/popularity.ts';
 import type { VideoFiles } from '../videos/files.ts';
 import { userRoutes } from './routes/users.ts';
 import { videoRoutes } from './routes/videos.ts';
@@ -44,6 +45,7 @@ export interface AppDeps {
   encoders: Encoders;
   jobs: JobQueue;
   events: EventLog;
+  popularity: Popularity;
   files: VideoFiles;
   health?: EmbeddingHealth;
   /** Webhook subscriptions (src/webhooks); the /v1/webhooks routes answer INTERNAL without it. */

@@ -249,6 +249,22 @@ export class EmbeddedStore implements VectorStore {
       .sort((a, b) => a.payload.index - b.payload.index);
   }
 
+  async getItems(videoIds: string[], withVectors = false): Promise<Array<ItemHit | null>> {
+    if (videoIds.length === 0) return [];
+    const cols = withVectors ? [...ITEM_COLUMNS, ...ITEM_VECTOR_COLUMNS] : ITEM_COLUMNS;
+    const ids = [...new Set(videoIds)];
+    const rows = await guard(`reading ${ids.length} items`, () =>
+      this.#table('items', 'read')
+        .query()
+        .where(`id IN (${ids.map((id) => sqlString(itemPointId(id))).join(', ')})`)
+        .select(cols)
+        .limit(ids.length)
+        .toArray(),
+    );
+    const byId = new Map(rows.map((r) => toItemHit(r, 1, withVectors)).map((h) => [h.videoId, h]));
+    return videoIds.map((id) => byId.get(id) ?? null);
+  }
+
   async deleteVideo(videoId: string): Promise<void> {
     const where = `video_id = ${sqlString(videoId)}`;
     for (const kind of ['items', 'segments'] as const) {

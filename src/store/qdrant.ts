@@ -191,6 +191,19 @@ export class QdrantStore implements VectorStore {
     return rec ? toItemHit(rec, 1, withVectors) : null;
   }
 
+  async getItems(videoIds: string[], withVectors = false): Promise<Array<ItemHit | null>> {
+    if (videoIds.length === 0) return [];
+    const recs = await this.#call(`reading ${videoIds.length} items`, () =>
+      this.#client.retrieve(this.#alias('items'), {
+        ids: [...new Set(videoIds)].map(itemPointId),
+        with_payload: true,
+        with_vector: withVectors,
+      }),
+    );
+    const byId = new Map(recs.map((r) => toItemHit(r, 1, withVectors)).map((h) => [h.videoId, h]));
+    return videoIds.map((id) => byId.get(id) ?? null);
+  }
+
   async deleteVideo(videoId: string): Promise<void> {
     const filter = { must: [match('videoId', videoId)] };
     for (const kind of ['items', 'segments'] as const) {

@@ -121,6 +121,8 @@ export interface VectorStore {
   getItem(videoId: string, withVectors?: boolean): Promise<ItemHit | null>;
   /** A video's segments with their vectors, in index order (the enrich job rewrites them with its evidence). */
   getSegments(videoId: string): Promise<SegmentPoint[]>;
+  /** Several items in one read, in the order asked, null where there is none (a point read per item is slow with vectors). */
+  getItems(videoIds: string[], withVectors?: boolean): Promise<Array<ItemHit | null>>;
   deleteVideo(videoId: string): Promise<void>;
   searchItems(req: SearchRequest): Promise<ItemHit[]>;
   searchSegments(req: SearchRequest & { using: 'fused' | 'video' | 'audio' }): Promise<SegmentHit[]>;

@@ -6,10 +6,13 @@
 import { AppError } from '../errors/index.ts';
 import type { JobQueue } from '../queue/index.ts';
 import type { BehaviourEvent, EventLog } from './events.ts';
+import type { Popularity } from '../recommend/popularity.ts';
 
 export interface EventServiceDeps {
   events: EventLog;
   jobs: Pick<JobQueue, 'requestUserVector'>;
+  /** Decayed popularity for recommendations (counts each event once by its id, as the log does). */
+  popularity?: Pick<Popularity, 'record'>;
 }
 
 /** Refused events listed in a response (the count covers them all). */
@@ -37,6 +40,8 @@ export async function recordEvents(deps: EventServiceDeps, events: BehaviourEven
       throw new AppError('INVALID_FIELD', `events.${i}.timestamp is in the future`, { field: `events.${i}.timestamp` });
   });
   const res = await deps.events.append(events);
+  // Only what the log took counts (a refused event names no video; a duplicate is counted once either way).
+  await deps.popularity?.record(events.filter((_, i) => res.outcomes[i] === 'accepted'));
   await Promise.all(res.users.map((userId) => deps.jobs.requestUserVector(userId)));
   const count = (o: string) => res.outcomes.filter((x) => x === o).length;
   const refused = res.outcomes.flatMap((o, index) =>

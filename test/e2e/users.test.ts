@@ -76,7 +76,9 @@ test('posted events update the user vector within seconds; recommendations exclu
   const rec = await svc.app.inject('/v1/users/alice/recommendations?limit=10');
   assert.equal(rec.statusCode, 200, rec.body);
   const body = rec.json();
-  assert.equal(body.source, 'personal');
+  // Two events: a blend, min(1, 2 / personalAt) personal, the rest popular-and-fresh.
+  assert.equal(body.source, 'blend');
+  assert.equal(body.personalShare, 2 / svc.config.recommend.personalAt);
   const recIds = body.hits.map((h: { videoId: string }) => h.videoId);
   assert.ok(!recIds.includes(ids[0]) && !recIds.includes(ids[1]), 'seen items are excluded');
   assert.equal(recIds.length, ids.length - 2, 'every unseen item, all cold, is a candidate');

@@ -44,7 +44,7 @@ test('OpenAPI is served at /docs', async () => {
   const r = await svc.app.inject('/docs/json');
   assert.equal(r.statusCode, 200);
   const paths = Object.keys(r.json().paths);
-  for (const p of ['/v1/videos', '/v1/jobs/{id}', '/v1/search', '/v1/events', '/v1/users/{id}/recommendations'])
+  for (const p of ['/v1/videos', '/v1/jobs/{id}', '/v1/search', '/v1/events', '/v1/users/{id}/recommendations', '/v1/recommendations'])
     assert.ok(paths.includes(p), p);
 });
 

@@ -165,6 +165,18 @@ for (const impl of impls) {
       assert.equal(await store.getItem('missing'), null);
     });
 
+    test('getItems reads several items at once, in the order asked, null for a missing one', async () => {
+      await store.upsertItems([item('m1', 4), item('m2', 5)]);
+      const got = await store.getItems(['m2', 'missing', 'm1', 'm2'], true);
+      assert.deepEqual(
+        got.map((h) => h?.videoId ?? null),
+        ['m2', null, 'm1', 'm2'],
+      );
+      near(got[2]?.vectors?.fused, (await store.getItem('m1', true))!.vectors!.fused!);
+      assert.equal((await store.getItems(['m1']))[0]?.vectors, undefined);
+      assert.deepEqual(await store.getItems([]), []);
+    });
+
     test('an item without a named vector is never returned when searching that vector', async () => {
       await store.upsertItems([item('with-audio', 1), item('silent', 2, { modalities: ['video', 'text'] })]);
       const silent = await store.getItem('silent', true);

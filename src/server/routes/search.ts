@@ -7,7 +7,7 @@ import type { AppDeps } from '../app.ts';
 import { normaliseWords } from '../../enrich/text.ts';
 import { checkLimit, PAGE_QUERY_PROPERTIES } from './paging.ts';
 
-interface FilterBody {
+export interface FilterBody {
   tags?: { any?: string[]; all?: string[] };
   durationS?: { min?: number; max?: number };
   uploadedAt?: { from?: string; to?: string };
@@ -95,7 +95,8 @@ export function searchRoutes(deps: AppDeps) {
       Querystring: {
         limit?: number;
         offset?: number;
-        modality?: SearchQuery['modality'];
+        modality?: Exclude<SearchQuery['modality'], 'behaviour'>;
+        space?: 'content' | 'behaviour';
         diversity?: number;
         collapseDuplicates?: boolean;
       };
@@ -103,7 +104,8 @@ export function searchRoutes(deps: AppDeps) {
       '/v1/videos/:id/similar',
       {
         schema: {
-          summary: 'More like this: the short form of video → video search',
+          summary:
+            'More like this: the short form of video → video search; space=behaviour ranks by what the same people would watch (works for items with no views)',
           params: { type: 'object', required: ['id'], properties: { id: { type: 'string', pattern: '^[0-9a-f]{32}$' } } },
           querystring: {
             type: 'object',
@@ -111,6 +113,7 @@ export function searchRoutes(deps: AppDeps) {
             properties: {
               ...PAGE_QUERY_PROPERTIES,
               modality: { enum: ['fused', 'video', 'audio', 'text'] },
+              space: { enum: ['content', 'behaviour'], default: 'content' },
               diversity: { type: 'number', minimum: 0, maximum: 1 },
               collapseDuplicates: { type: 'boolean' },
             },
@@ -122,11 +125,13 @@ export function searchRoutes(deps: AppDeps) {
         const q = req.query;
         const limit = q.limit ?? 10;
         checkLimit(limit, cap);
+        if (q.space === 'behaviour' && q.modality)
+          throw new AppError('INVALID_FIELD', 'modality applies to the content space only', { field: 'modality' });
         const hits = await search(deps, {
           videoId: req.params.id,
           limit,
           offset: q.offset ?? 0,
-          ...(q.modality ? { modality: q.modality } : {}),
+          ...(q.space === 'behaviour' ? { modality: 'behaviour' as const } : q.modality ? { modality: q.modality } : {}),
           ...(q.diversity !== undefined ? { diversity: q.diversity } : {}),
           ...(q.collapseDuplicates !== undefined ? { collapseDuplicates: q.collapseDuplicates } : {}),
         });
