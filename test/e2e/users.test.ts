@@ -20,8 +20,9 @@ before(async () => {
   svc = await startTestService({
     workers: true,
     jobDeps: () => ({
+      // Held before its vectors are written: while held, the store has nothing of the video for a user vector.
       onStage: async (stage) => {
-        if (stage === 'cleanup' && hold) await hold;
+        if (stage === 'upsert' && hold) await hold;
       },
     }),
   });
