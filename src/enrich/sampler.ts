@@ -23,7 +23,7 @@
  */
 import { AppError } from '../errors/index.ts';
 import { fileInput, hardenedInputArgs } from '../media/limits.ts';
-import { cutFrames } from '../media/frames.ts';
+import { cutFrames, firstVideoStreamArgs } from '../media/frames.ts';
 import { startFfmpeg } from '../media/run.ts';
 import type { MediaLimits } from '../media/types.ts';
 import type { SampledFrame, TimeRange } from './types.ts';
@@ -177,15 +177,7 @@ export async function* sampleFrames(file: string, opts: SampleOptions): AsyncGen
       String(endS - startS),
     ],
     outputOptions: [
-      '-map',
-      '0:v:0',
-      '-an',
-      '-sn',
-      '-dn',
-      '-vf',
-      `setpts=PTS-STARTPTS,fps=fps=${fps},scale=w=${size.width}:h=${size.height}:flags=area,format=rgb24`,
-      '-fps_mode',
-      'passthrough',
+      ...firstVideoStreamArgs(`setpts=PTS-STARTPTS,fps=fps=${fps},scale=w=${size.width}:h=${size.height}:flags=area,format=rgb24`),
       '-pix_fmt',
       'rgb24',
       '-f',

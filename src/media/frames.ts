@@ -73,20 +73,15 @@ export function frameFilter(opts: Pick<FrameOptions, 'framesPerSegment' | 'segme
 /** Output arguments shared by extraction and the ffmpeg floor, so both do the same work. */
 export function frameOutputArgs(opts: FrameOptions): string[] {
   const plan = planSegments(opts.durationS, opts.segmentSeconds, opts.framesPerSegment);
-  return [
-    '-map',
-    '0:v:0',
-    '-an',
-    '-sn',
-    '-dn',
-    '-vf',
-    frameFilter(opts),
-    // Passthrough: the fps filter already made the rate; the muxer must not dup or drop.
-    '-fps_mode',
-    'passthrough',
-    '-frames:v',
-    String(plan.samples),
-  ];
+  return [...firstVideoStreamArgs(frameFilter(opts)), '-frames:v', String(plan.samples)];
+}
+
+/**
+ * The first video stream alone (no audio, subtitles or data) through `filter`, its frames passed through as the
+ * filter made them: the fps filter already set the rate, so the muxer must not dup or drop.
+ */
+export function firstVideoStreamArgs(filter: string): string[] {
+  return ['-map', '0:v:0', '-an', '-sn', '-dn', '-vf', filter, '-fps_mode', 'passthrough'];
 }
 
 /**

@@ -2,6 +2,7 @@
  * What the web page needs beyond the search and recommendation API: the video itself with HTTP range requests
  * (play from a moment), a user's recent history, and the queue panel (counts, failed jobs with their codes, retry).
  */
+import { USER_ID_PARAMS } from './paging.ts';
 import { createReadStream } from 'node:fs';
 import { open, stat } from 'node:fs/promises';
 import type { FastifyInstance } from 'fastify';
@@ -72,11 +73,7 @@ export function opsRoutes(deps: AppDeps) {
       {
         schema: {
           summary: "A user's newest engaged videos, newest first",
-          params: {
-            type: 'object',
-            required: ['id'],
-            properties: { id: { type: 'string', minLength: 1, maxLength: 128, pattern: '^[A-Za-z0-9._@-]+$' } },
-          },
+          params: USER_ID_PARAMS,
           querystring: {
             type: 'object',
             additionalProperties: false,

@@ -5,7 +5,7 @@ import { recordEvents } from '../../users/service.ts';
 import { WatchedCache } from '../../recommend/watched-cache.ts';
 import { recommend, type RecommendDeps, type Recommendations, type SessionItem } from '../../recommend/service.ts';
 import { toFilter, toHit, type FilterBody } from './search.ts';
-import { checkLimit, PAGE_QUERY_PROPERTIES } from './paging.ts';
+import { checkLimit, PAGE_QUERY_PROPERTIES, USER_ID_PARAMS } from './paging.ts';
 import type { AppDeps } from '../app.ts';
 
 interface EventBody {
@@ -93,11 +93,7 @@ export function userRoutes(deps: AppDeps) {
         schema: {
           summary:
             'Recommendations for a stored user: personal, blended with popular-and-fresh by history length, new items in reserved slots; each hit says why',
-          params: {
-            type: 'object',
-            required: ['id'],
-            properties: { id: { type: 'string', minLength: 1, maxLength: 128, pattern: '^[A-Za-z0-9._@-]+$' } },
-          },
+          params: USER_ID_PARAMS,
           querystring: {
             type: 'object',
             additionalProperties: false,
