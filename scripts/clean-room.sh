@@ -97,6 +97,9 @@ ln -sf ../lib/node_modules/npm/bin/npm-cli.js "$ROOT/usr/local/bin/npm"
 ln -sf ../lib/node_modules/npm/bin/npx-cli.js "$ROOT/usr/local/bin/npx"
 if [ -d /usr/include/node ]; then mkdir -p "$ROOT/usr/local/include" && cp -a /usr/include/node "$ROOT/usr/local/include/node"; fi
 cp /etc/resolv.conf "$ROOT/etc/resolv.conf"
+# Every installed Debian machine names its loopback in /etc/hosts (the installer, cloud and container images write
+# it); debootstrap alone does not, and without it `localhost` would go to DNS, which the test phase has none of.
+[ -s "$ROOT/etc/hosts" ] || printf '127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n' >"$ROOT/etc/hosts"
 # The network's TLS trust: where the host reaches the npm registry through a TLS-intercepting proxy, a machine on the
 # same network trusts the same authorities. Kept apart from the root's own bundle, which apt may regenerate.
 host_ca=${NODE_EXTRA_CA_CERTS:-/etc/ssl/certs/ca-certificates.crt}

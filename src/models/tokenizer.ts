@@ -17,7 +17,10 @@ export interface TokenBatch {
 
 export interface TextTokenizer {
   encode(texts: string[]): TokenBatch;
-  /** Share of the text's tokens (special tokens aside) that are the unknown token; 0 for a text with no tokens. */
+  /**
+   * Share of the text's words the tokenizer does not know whole: the unknown token, or (an open-vocabulary
+   * WordPiece tokenizer) split into subword pieces. 0 for a text with no words.
+   */
   unknownShare(text: string): number;
 }
 
@@ -62,8 +65,13 @@ export async function loadTokenizer(dir: string, maxLength: number): Promise<Tex
     },
     unknownShare(text) {
       const unk = (tokenizer as unknown as { unk_token_id?: number }).unk_token_id;
-      const ids = tokenizer.encode(text, { add_special_tokens: false });
-      return unk === undefined || ids.length === 0 ? 0 : ids.filter((id) => id === unk).length / ids.length;
+      const words = text.toLowerCase().match(/[\p{L}\p{N}]+/gu) ?? [];
+      if (words.length === 0) return 0;
+      const unknown = words.filter((w) => {
+        const ids = tokenizer.encode(w, { add_special_tokens: false });
+        return ids.length !== 1 || ids[0] === unk;
+      });
+      return unknown.length / words.length;
     },
   };
 }

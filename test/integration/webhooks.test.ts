@@ -112,7 +112,9 @@ test('a ready video is delivered signed, retried after a 500, visible through th
   const ingestMs = Date.now() - t0;
 
   // First try answered 500, the retry (BullMQ backoff) accepted: same delivery id and body, each signed afresh.
-  const ok = await until('an accepted delivery', () => received.find((r) => r.answered === 200));
+  const ok = await until('an accepted delivery', () =>
+    received.find((r) => r.answered === 200 && r.headers[HEADERS.event] === 'video.ready'),
+  );
   const tries = received.filter((r) => r.headers[HEADERS.delivery] === ok.headers[HEADERS.delivery]);
   assert.deepEqual(
     tries.map((r) => r.answered),

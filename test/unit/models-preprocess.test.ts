@@ -8,6 +8,7 @@ import { audioToTensor, framesToTensor, imageToSegment } from '../../src/models/
 import { inBatches, packUsers } from '../../src/models/batch.ts';
 import { loadTokenizer } from '../../src/models/tokenizer.ts';
 import type { VideoPreprocessing } from '../../src/models/types.ts';
+import { ROOT } from '../helpers/generation.ts';
 
 const video: VideoPreprocessing = {
   frame_size: 2,
@@ -138,4 +139,15 @@ test('the tokenizer loads offline from the folder, lowercases, pads and truncate
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
+});
+
+test('unknown words are those the tokenizer does not know whole: [UNK] (word level) or split into pieces (WordPiece)', async () => {
+  const open = await loadTokenizer(join(ROOT, 'encoders/generations/mtg-2026.12-cpu'), 32);
+  assert.equal(open.unknownShare('a dog running on the beach'), 0);
+  assert.equal(open.unknownShare('zorblax quuxified flimflam'), 1, 'made-up words become subword pieces, not [UNK]');
+  assert.equal(open.unknownShare('red zorblax'), 0.5);
+  assert.equal(open.unknownShare('  ...  '), 0);
+  const closed = await loadTokenizer(join(ROOT, 'encoders/generations/mtg-2026.11-cpu'), 32);
+  assert.equal(closed.unknownShare('red circle'), 0);
+  assert.equal(closed.unknownShare('red puppy'), 0.5, 'the procedural corpus never said puppy');
 });
