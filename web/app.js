@@ -70,12 +70,23 @@ function card(hit, why) {
   return c;
 }
 
-/** Plays the video from `startS`; the browser fetches only the bytes it needs (HTTP range requests). */
-function play(hit, startS) {
+/**
+ * Plays the video from `startS`. Without an API key the browser fetches only the bytes it needs (HTTP range
+ * requests); a <video> cannot send a key's header, so with one the file is fetched whole with it and played from
+ * memory.
+ */
+async function play(hit, startS) {
   const v = $('#player');
   $('#player-box').hidden = false;
   $('#player-title').textContent = `${hit.title} from ${fmt(startS)}`;
-  v.src = `/v1/videos/${hit.videoId}/media#t=${startS}`;
+  const url = `/v1/videos/${hit.videoId}/media`;
+  if (v.src.startsWith('blob:')) URL.revokeObjectURL(v.src);
+  if (!keyInput.value.trim()) v.src = `${url}#t=${startS}`;
+  else {
+    const res = await fetch(url, { headers: authHeaders() });
+    if (!res.ok) return void ($('#player-title').textContent = `could not load the video (HTTP ${res.status})`);
+    v.src = URL.createObjectURL(await res.blob());
+  }
   v.currentTime = startS;
   v.play().catch(() => {});
 }

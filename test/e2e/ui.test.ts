@@ -6,6 +6,7 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -162,4 +163,50 @@ test('the page: upload with live progress, search with posters and moments, simi
 
   await page.screenshot({ path: path.join(ROOT, 'docs', 'ui.png'), fullPage: true });
   assert.deepEqual(errors, [], 'no script errors on the page');
+});
+
+test('with API keys configured the page works through the key: search, posters and playback fetched with it', async () => {
+  const read = randomBytes(24).toString('hex');
+  const write = randomBytes(24).toString('hex');
+  const sha = (k: string) => createHash('sha256').update(k).digest('hex');
+  const keyed = await startTestService({ workers: true, env: { MONTAGE_API_KEYS: `${sha(read)}:read,${sha(write)}:write` } });
+  const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+  try {
+    await keyed.app.listen({ host: '127.0.0.1', port: 0 });
+    const addr = keyed.app.server.address();
+    const url = `http://127.0.0.1:${typeof addr === 'object' && addr ? addr.port : 0}`;
+    const f = path.join(keyed.config.dataDir, 'k.mp4');
+    const info = await corpusClip(f, ['--seed', '41', '--seconds', '6', '--size', '192x144']);
+    const body = multipart({ title: info.caption }, { data: await readFile(f) });
+    const up = await keyed.app.inject({
+      method: 'POST',
+      url: '/v1/videos',
+      payload: body.payload,
+      headers: { ...body.headers, authorization: `Bearer ${write}` },
+    });
+    assert.equal(up.statusCode, 202, up.body);
+    assert.equal((await waitForJob(keyed, (up.json() as { jobId: string }).jobId, 120_000, read)).state, 'completed');
+
+    const errors: string[] = [];
+    page.on('pageerror', (e) => errors.push(e.message));
+    await page.goto(url);
+    await page.fill('#apikey', read);
+    await page.fill('#q', info.caption);
+    await page.press('#q', 'Enter');
+    await page.waitForSelector('#results .card');
+    await page.waitForFunction(() => [...document.querySelectorAll('#results img')].every((i) => (i as HTMLImageElement).naturalWidth > 0));
+    await page.click('#results .moments button');
+    await page.waitForFunction(
+      () => {
+        const v = document.querySelector('#player') as HTMLVideoElement;
+        return v.src.startsWith('blob:') && v.readyState >= 1;
+      },
+      undefined,
+      { timeout: 30_000 },
+    );
+    assert.deepEqual(errors, [], 'no script errors on the page');
+  } finally {
+    await page.close();
+    await keyed.close();
+  }
 });

@@ -97,11 +97,12 @@ export async function startTestService(
   };
 }
 
-/** Polls a job until it is completed or failed. */
-export async function waitForJob(svc: TestService, jobId: string, timeoutMs = 120_000): Promise<Record<string, unknown>> {
+/** Polls a job until it is completed or failed (with `apiKey` when the service has keys configured). */
+export async function waitForJob(svc: TestService, jobId: string, timeoutMs = 120_000, apiKey?: string): Promise<Record<string, unknown>> {
   const end = Date.now() + timeoutMs;
+  const headers = apiKey ? { authorization: `Bearer ${apiKey}` } : {};
   for (;;) {
-    const res = await svc.app.inject({ method: 'GET', url: `/v1/jobs/${jobId}` });
+    const res = await svc.app.inject({ method: 'GET', url: `/v1/jobs/${jobId}`, headers });
     const body = res.json() as Record<string, unknown>;
     if (body.state === 'completed' || body.state === 'failed') return body;
     if (Date.now() > end) throw new Error(`job ${jobId} still ${String(body.state)} after ${timeoutMs} ms`);
