@@ -50,8 +50,10 @@ phase_start=0
 current=""
 begin() { current=$1; phase_start=$(date +%s); echo "== clean-room: $1 ($(date +%T))" >&2; }
 end() { times+=("$current $(($(date +%s) - phase_start))s"); }
+COMMIT_FULL=$(git -C "$REPO" rev-parse HEAD) # the commit cloned into the root, whatever lands meanwhile
+COMMIT=${COMMIT_FULL:0:7}
 verdict() { # verdict PASS|FAIL detail
-  echo "clean-room: $1 ($2) — commit $(git -C "$REPO" rev-parse --short HEAD) — ${times[*]}"
+  echo "clean-room: $1 ($2) — commit $COMMIT — ${times[*]}"
 }
 
 mounted=()
@@ -114,7 +116,7 @@ end
 # 3. A clean clone of what is committed (no working-tree changes, no node_modules, no var/).
 begin clone
 git clone -q --no-hardlinks "$REPO" "$ROOT$APP" >>"$LOG" 2>&1 || fail "git clone"
-git -C "$ROOT$APP" checkout -q "$(git -C "$REPO" rev-parse HEAD)"
+git -C "$ROOT$APP" checkout -q "$COMMIT_FULL" >>"$LOG" 2>&1 || fail "git checkout $COMMIT"
 end
 
 mount -t proc proc "$ROOT/proc" && mounted+=("$ROOT/proc")
