@@ -117,12 +117,16 @@ export class BullJobQueue implements JobQueue {
   }
 
   async ingestJob(jobId: string): Promise<IngestJobView | null> {
-    const job = await this.#queues.ingest.getJob(jobId);
+    let job = await this.#queues.ingest.getJob(jobId);
     if (!job) return null;
+    const state = (await job.getState()) as JobState;
+    // The job may have finished between the two reads: its result and failure are written with the move to
+    // completed/failed, so a finished state reads the job again rather than report it without them.
+    if (state === 'completed' || state === 'failed') job = (await this.#queues.ingest.getJob(jobId)) ?? job;
     return {
       id: job.id!,
       data: job.data as IngestData,
-      state: (await job.getState()) as JobState,
+      state,
       progress: typeof job.progress === 'object' ? (job.progress as JobProgress) : null,
       result: (job.returnvalue as IngestResult | null) ?? null,
       attemptsMade: job.attemptsMade,
