@@ -36,6 +36,7 @@ import type { BehaviourEvent, EventType } from '../src/users/events.ts';
 import type { ItemPoint } from '../src/store/types.ts';
 import { dot } from '../src/vectors.ts';
 import { dropPrefix } from '../test/helpers/service.ts';
+import { rng } from './synth.ts';
 import { defaultGenerationDir } from '../test/helpers/generation.ts';
 
 const { values: args } = parseArgs({
@@ -57,17 +58,6 @@ interface Rating {
 }
 
 const vid = (item: number) => createHash('sha256').update(`ml-100k:${item}`).digest('hex').slice(0, 32);
-
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 async function loadMovieLens(dir: string) {
   const genres = (await readFile(path.join(dir, 'u.genre'), 'latin1'))

@@ -30,8 +30,9 @@ import type { BehaviourEvent } from '../src/users/events.ts';
 import { unit } from '../src/vectors.ts';
 import { defaultGenerationDir } from '../test/helpers/generation.ts';
 import { dropPrefix } from '../test/helpers/service.ts';
+import { pct } from './lib/stats.ts';
 import { exactTopK } from './lib/exact.ts';
-import { DEFAULT_SPEC, Synth, synthPayload } from './synth.ts';
+import { DEFAULT_SPEC, Synth, rng, synthPayload } from './synth.ts';
 
 const { values: args } = parseArgs({
   options: {
@@ -103,22 +104,6 @@ function exactStore(base: VectorStore, matrix: Float32Array, payloads: ItemHit['
     },
   });
 }
-
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-const pct = (xs: number[], p: number) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return Math.round(s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]! * 100) / 100;
-};
 
 async function timeRequests(base: string, users: string[], warmup: number): Promise<number[]> {
   const out: number[] = [];

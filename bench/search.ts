@@ -28,6 +28,7 @@ import { parseArgs } from 'node:util';
 import { loadConfig } from '../src/config/index.ts';
 import { defaultGenerationDir } from '../test/helpers/generation.ts';
 import { dropPrefix } from '../test/helpers/service.ts';
+import { pct } from './lib/stats.ts';
 import { EmbeddedStore } from '../src/store/embedded.ts';
 import { recallAt } from './lib/exact.ts';
 import type { ItemPoint } from '../src/store/types.ts';
@@ -173,11 +174,6 @@ async function throughput(url: string, qs: Float32Array[], concurrency: number):
     }),
   );
   return qs.length / ((performance.now() - t) / 1000);
-}
-
-function pct(ms: number[], p: number): number {
-  const s = [...ms].sort((a, b) => a - b);
-  return round(s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)]!);
 }
 
 const round = (x: number) => Math.round(x * 100) / 100;

@@ -15,7 +15,7 @@ export interface SynthSpec {
 export const DEFAULT_SPEC: SynthSpec = { dim: 256, clusters: 1000, sigma: 0.06, seed: 1 };
 
 /** mulberry32: tiny, fast, good enough for synthetic data. */
-function rng(seed: number): () => number {
+export function rng(seed: number): () => number {
   let a = seed >>> 0;
   return () => {
     a = (a + 0x6d2b79f5) >>> 0;

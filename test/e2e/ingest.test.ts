@@ -5,42 +5,24 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { readFile, readdir, writeFile } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import path from 'node:path';
-import { startTestService, type TestService } from '../helpers/service.ts';
+import { listenLoopback, spawnWorker, startTestService, type TestService, type WorkerProcess } from '../helpers/service.ts';
 import { corpusClip } from '../helpers/clips.ts';
-import { ROOT } from '../helpers/generation.ts';
 
 let svc: TestService;
 let base: string;
-let worker: ChildProcess;
-let workerLog = '';
+let worker: WorkerProcess;
 
 before(async () => {
   svc = await startTestService();
-  await svc.app.listen({ host: '127.0.0.1', port: 0 });
-  const addr = svc.app.server.address();
-  base = `http://127.0.0.1:${typeof addr === 'object' && addr ? addr.port : 0}`;
-  worker = spawn(process.execPath, [path.join(ROOT, 'src/cli/main.ts'), 'worker'], {
-    env: { ...process.env, ...svc.env, LOG_LEVEL: 'info' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  worker.stdout!.on('data', (d: Buffer) => {
-    workerLog += d.toString();
-  });
-  worker.stderr!.on('data', (d: Buffer) => {
-    workerLog += d.toString();
-  });
+  base = await listenLoopback(svc);
+  worker = spawnWorker(svc, { LOG_LEVEL: 'info' });
 });
 
 after(async () => {
-  if (worker && worker.exitCode === null) {
-    const exited = new Promise((r) => worker.once('exit', r));
-    worker.kill('SIGTERM');
-    await exited;
-  }
+  await worker?.stop();
   await svc?.close();
 });
 
@@ -58,7 +40,8 @@ async function pollJob(jobId: string, timeoutMs = 180_000): Promise<{ final: Rec
     const body = (await (await fetch(`${base}/v1/jobs/${encodeURIComponent(jobId)}`)).json()) as Record<string, any>;
     if (body.stage) stages.add(body.stage);
     if (body.state === 'completed' || body.state === 'failed') return { final: body, stages };
-    if (Date.now() > end) throw new Error(`job ${jobId} still ${body.state} after ${timeoutMs} ms; worker log:\n${workerLog.slice(-4000)}`);
+    if (Date.now() > end)
+      throw new Error(`job ${jobId} still ${body.state} after ${timeoutMs} ms; worker log:\n${worker.log().slice(-4000)}`);
     await new Promise((r) => setTimeout(r, 150));
   }
 }
@@ -71,7 +54,7 @@ test('upload → job done → item with named vectors, payload and modalities; s
   const accepted = (await res.json()) as { videoId: string; jobId: string; duplicate: boolean };
   assert.equal(accepted.duplicate, false);
   const { final, stages } = await pollJob(accepted.jobId);
-  assert.equal(final.state, 'completed', JSON.stringify(final) + workerLog.slice(-3000));
+  assert.equal(final.state, 'completed', JSON.stringify(final) + worker.log().slice(-3000));
   assert.equal(final.progress, 100);
   assert.ok(stages.size >= 1, 'progress reported stages');
   for (const s of ['probe', 'extract', 'encode', 'fuse', 'upsert', 'cleanup']) assert.equal(typeof final.stageSeconds[s], 'number', s);

@@ -6,38 +6,25 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { startTestService, type TestService } from '../helpers/service.ts';
+import { listenLoopback, spawnWorker, startTestService, type TestService, type WorkerProcess } from '../helpers/service.ts';
 import { corpusClip } from '../helpers/clips.ts';
-import { ROOT } from '../helpers/generation.ts';
 import { parseProm, samples, total, type Sample } from '../helpers/prom.ts';
 
 let svc: TestService;
 let base: string;
-let worker: ChildProcess;
-let workerLog = '';
+let worker: WorkerProcess;
 
 before(async () => {
   svc = await startTestService({ env: { MONTAGE_METRICS_REFERENCE_ITEMS: '2', MONTAGE_METRICS_PUBLISH_MS: '200' } });
-  await svc.app.listen({ host: '127.0.0.1', port: 0 });
-  const addr = svc.app.server.address();
-  base = `http://127.0.0.1:${typeof addr === 'object' && addr ? addr.port : 0}`;
-  worker = spawn(process.execPath, [path.join(ROOT, 'src/cli/main.ts'), 'worker'], {
-    env: { ...process.env, ...svc.env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  for (const s of [worker.stdout!, worker.stderr!]) s.on('data', (d: Buffer) => (workerLog += d.toString()));
+  base = await listenLoopback(svc);
+  worker = spawnWorker(svc);
 });
 
 after(async () => {
-  if (worker && worker.exitCode === null) {
-    const exited = new Promise((r) => worker.once('exit', r));
-    worker.kill('SIGTERM');
-    await exited;
-  }
+  await worker?.stop();
   await svc?.close();
 });
 
@@ -55,7 +42,7 @@ async function finish(res: Response): Promise<Record<string, any>> {
     const body = (await (await fetch(`${base}/v1/jobs/${jobId}`)).json()) as Record<string, any>;
     if (body.state === 'completed' || body.state === 'failed') return body;
   }
-  throw new Error(`job ${jobId} did not finish; worker log:\n${workerLog.slice(-3000)}`);
+  throw new Error(`job ${jobId} did not finish; worker log:\n${worker.log().slice(-3000)}`);
 }
 
 async function scrape(): Promise<Sample[]> {
@@ -72,7 +59,7 @@ test('a scrape after a real run holds every metric, with values that follow from
   await corpusClip(loud, ['--seed', '21', '--seconds', '4', '--size', '160x160']);
   await corpusClip(silent, ['--seed', '22', '--seconds', '3', '--size', '160x160', '--silent']);
   const first = await finish(await upload(loud, 'red circle moving'));
-  assert.equal(first.state, 'completed', JSON.stringify(first) + workerLog.slice(-3000));
+  assert.equal(first.state, 'completed', JSON.stringify(first) + worker.log().slice(-3000));
   assert.equal((await finish(await upload(silent, 'blue square'))).state, 'completed');
 
   // Probes but does not decode: the container header is kept, the coded data is noise → CORRUPT_MEDIA in the job.

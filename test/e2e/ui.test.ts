@@ -11,7 +11,7 @@ import { existsSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { chromium, type Browser } from 'playwright-core';
-import { startTestService, waitForJob, type TestService } from '../helpers/service.ts';
+import { listenLoopback, startTestService, waitForJob, type TestService } from '../helpers/service.ts';
 import { corpusClip } from '../helpers/clips.ts';
 import { multipart } from '../helpers/multipart.ts';
 import { ROOT } from '../helpers/generation.ts';
@@ -27,9 +27,7 @@ before(async () => {
     `${CHROMIUM} is missing: scripts/setup.sh installs it (scripts/deps.tsv), or apt-get install -y chromium`,
   );
   svc = await startTestService({ workers: true, env: { MONTAGE_WEBHOOK_ALLOW_PRIVATE: 'true' } });
-  await svc.app.listen({ host: '127.0.0.1', port: 0 });
-  const addr = svc.app.server.address();
-  base = `http://127.0.0.1:${typeof addr === 'object' && addr ? addr.port : 0}`;
+  base = await listenLoopback(svc);
   browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'] });
 });
 
@@ -172,9 +170,7 @@ test('with API keys configured the page works through the key: search, posters a
   const keyed = await startTestService({ workers: true, env: { MONTAGE_API_KEYS: `${sha(read)}:read,${sha(write)}:write` } });
   const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
   try {
-    await keyed.app.listen({ host: '127.0.0.1', port: 0 });
-    const addr = keyed.app.server.address();
-    const url = `http://127.0.0.1:${typeof addr === 'object' && addr ? addr.port : 0}`;
+    const url = await listenLoopback(keyed);
     const f = path.join(keyed.config.dataDir, 'k.mp4');
     const info = await corpusClip(f, ['--seed', '41', '--seconds', '6', '--size', '192x144']);
     const body = multipart({ title: info.caption }, { data: await readFile(f) });

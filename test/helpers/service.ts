@@ -6,6 +6,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { randomUUID } from 'node:crypto';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { Redis } from 'ioredis';
 import type { FastifyInstance } from 'fastify';
 import { loadConfig, type Config } from '../../src/config/index.ts';
@@ -14,7 +15,7 @@ import { createRuntime, startRuntimeWorkers, type Runtime } from '../../src/runt
 import { buildApp } from '../../src/server/app.ts';
 import type { RunningWorkers } from '../../jobs/worker.ts';
 import type { JobDeps } from '../../jobs/index.ts';
-import { defaultGenerationDir } from './generation.ts';
+import { defaultGenerationDir, ROOT } from './generation.ts';
 
 export interface TestService {
   config: Config;
@@ -108,4 +109,39 @@ export async function waitForJob(svc: TestService, jobId: string, timeoutMs = 12
     if (Date.now() > end) throw new Error(`job ${jobId} still ${String(body.state)} after ${timeoutMs} ms`);
     await new Promise((r) => setTimeout(r, 200));
   }
+}
+
+/** Serves the test app on a loopback port; returns its base URL. */
+export async function listenLoopback(svc: TestService): Promise<string> {
+  await svc.app.listen({ host: '127.0.0.1', port: 0 });
+  const addr = svc.app.server.address();
+  return `http://127.0.0.1:${typeof addr === 'object' && addr ? addr.port : 0}`;
+}
+
+/** A worker in a process of its own (`montage worker`) on the service's Redis prefix and data folder. */
+export interface WorkerProcess {
+  proc: ChildProcess;
+  /** What it printed so far (stdout and stderr). */
+  log(): string;
+  /** SIGTERM, then waits for the exit (nothing when it already exited). */
+  stop(): Promise<void>;
+}
+
+export function spawnWorker(svc: TestService, env: Record<string, string> = {}): WorkerProcess {
+  const proc = spawn(process.execPath, [path.join(ROOT, 'src/cli/main.ts'), 'worker'], {
+    env: { ...process.env, ...svc.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  for (const s of [proc.stdout!, proc.stderr!]) s.on('data', (d: Buffer) => (out += d.toString()));
+  return {
+    proc,
+    log: () => out,
+    stop: async () => {
+      if (proc.exitCode !== null || proc.signalCode !== null) return;
+      const exited = new Promise((r) => proc.once('exit', r));
+      proc.kill('SIGTERM');
+      await exited;
+    },
+  };
 }
