@@ -64,3 +64,22 @@ def test_leave_one_out_and_cold_split(tmp_path):
         j = len(q.items)
         assert q.target in cold and s.items[j] == q.target
         assert not np.isin(s.items[j + 1:], cold).any()  # the user's LAST cold interaction
+
+
+def test_movielens_1m_dat_layout(tmp_path):
+    """ratings.dat / movies.dat / users.dat (`::`, latin-1) read like MovieLens-100K."""
+    (tmp_path / "movies.dat").write_text("1::Toy Story (1995)::Animation|Children's|Comedy\n"
+                                         "2::Jumanji (1995)::Adventure\n3::Amélie (2001)::Comedy|Romance\n",
+                                         encoding="latin-1")
+    ratings = [f"{u}::{i}::{(u + i) % 5 + 1}::{978300000 + 10 * k}" for k, (u, i) in
+               enumerate([(1, 1), (1, 2), (1, 3), (2, 3), (2, 1), (7, 2)])]
+    (tmp_path / "ratings.dat").write_text("\n".join(ratings) + "\n", encoding="latin-1")
+    (tmp_path / "users.dat").write_text("1::F::1::10::48067\n2::M::56::16::70072\n", encoding="latin-1")
+    ds = data.load_movielens(str(tmp_path))
+    assert ds.catalogue.ids == ["1", "2", "3"] and ds.catalogue.titles[2] == "Amélie (2001)"
+    assert ds.catalogue.tags[0] == ["Animation", "Children's", "Comedy"]
+    assert ds.users == ["1", "2", "7"]  # user 7 has ratings but no users.dat row
+    assert list(ds.attributes["gender"]) == [0, 1, -1] and list(ds.attributes["age"]) == [0, 6, -1]
+    assert list(ds.attributes["occupation"]) == [10, 16, -1]
+    assert len(ds.item) == 6 and ds.item[3] == 2 and ds.user[5] == 2
+    assert abs(float(ds.watch_ratio[0]) - 0.6) < 1e-6  # rating 3 of 5

@@ -96,3 +96,24 @@ def test_time_budget_stops_inside_an_epoch_that_is_too_long():
     _, info = fit_row(cfg, None, 30, split, log=None)
     assert info["epochs"] == 1 and info["steps"] < 16 and info["stopped"] == "time_budget_mid_epoch"
     assert info["best_epoch"] == 1  # what was trained is still validated and kept
+
+
+def test_automatic_batch_gives_many_steps_an_epoch_within_the_logits_budget():
+    rng = np.random.default_rng(0)
+    seqs = [data.Seq(u, rng.integers(0, 500, 100), np.arange(100)) for u in range(943)]
+    cfg = BehaviourConfig(max_items=200)
+    assert train.auto_batch(seqs, cfg, 1682) == 31  # ~30 steps an epoch, not 5 big ones
+    many = seqs * 20
+    assert train.auto_batch(many, cfg, 1682) == cfg.max_batch
+    # memory wins over steps: 99 positions x 1M scored items leaves room for few users
+    assert train.auto_batch(many, cfg, 1_000_000) == max(8, int(cfg.logits_budget / (99 * 1_000_000)))
+    assert train.auto_batch(seqs, BehaviourConfig(batch_size=7), 1682) == 7
+
+
+def test_the_budget_decides_how_many_seeds_run():
+    from montage_encoders.behaviour.evaluate import CONVERGE_EPOCHS, affordable_seeds
+
+    per_seed = 7 * CONVERGE_EPOCHS * 5.0 / 2  # 7 fits of 5-second epochs on 2 processes
+    assert affordable_seeds(3, 7, 2, 3000.0, 5.0) == min(3, int(3000 // per_seed))
+    assert affordable_seeds(3, 7, 2, 1e6, 5.0) == 3  # never more than asked
+    assert affordable_seeds(3, 7, 2, 3000.0, 60.0) == 1  # MovieLens-1M-sized epochs: one seed, not none

@@ -194,7 +194,10 @@ def _ml_catalogue(root: str) -> Catalogue:
 
 
 def load_movielens(root: str) -> Dataset:
-    """u.data / u.item (latin-1) / u.user -> Dataset; the rating becomes a watch-ratio stand-in."""
+    """u.data / u.item (latin-1) / u.user (MovieLens-100K), or ratings.dat / movies.dat / users.dat
+    (MovieLens-1M and -10M, `::`-separated) -> Dataset; the rating becomes a watch-ratio stand-in."""
+    if os.path.exists(os.path.join(root, "ratings.dat")):
+        return _load_movielens_dat(root)
     catalogue = _ml_catalogue(root)
     item_index = {it: i for i, it in enumerate(catalogue.ids)}
     raw = np.loadtxt(os.path.join(root, "u.data"), dtype=np.int64)  # user item rating ts
@@ -215,6 +218,52 @@ def load_movielens(root: str) -> Dataset:
         np.array([user_index[str(u)] for u in raw[:, 0]], np.int64),
         np.array([item_index[str(i)] for i in raw[:, 1]], np.int64),
         raw[:, 3].astype(np.int64), (raw[:, 2] / 5.0).astype(np.float32), attributes, classes)
+
+
+ML1M_AGES = {"1": 0, "18": 1, "25": 2, "35": 3, "45": 4, "50": 5, "56": 6}  # the age codes are AGE_NAMES
+
+
+def _dat(path: str) -> list[list[str]]:
+    with open(path, encoding="latin-1") as f:
+        return [line.rstrip("\n").split("::") for line in f if line.strip()]
+
+
+def _load_movielens_dat(root: str) -> Dataset:
+    """MovieLens-1M / -10M: movies.dat `id::Title (year)::Genre|Genre`, ratings.dat
+    `user::item::rating::ts`, users.dat (1M only) `user::gender::age code::occupation code::zip`."""
+    movies = _dat(os.path.join(root, "movies.dat"))
+    catalogue = Catalogue(ids=[m[0] for m in movies], titles=[m[1] for m in movies],
+                          tags=[[g for g in m[2].split("|") if g and g != "(no genres listed)"] for m in movies],
+                          descriptions=[""] * len(movies))
+    item_index = {it: i for i, it in enumerate(catalogue.ids)}
+    users_of, items_of, ratings, times = [], [], [], []
+    with open(os.path.join(root, "ratings.dat"), encoding="latin-1") as f:
+        for line in f:
+            parts = line.rstrip("\n").split("::")
+            if len(parts) >= 4 and parts[1] in item_index:
+                users_of.append(parts[0])
+                items_of.append(item_index[parts[1]])
+                ratings.append(float(parts[2]))
+                times.append(int(parts[3]))
+    attributes, classes = {}, {}
+    people_path = os.path.join(root, "users.dat")
+    if os.path.exists(people_path):
+        people = _dat(people_path)
+        user_ids = [p[0] for p in people]
+        attributes = {"gender": np.array([0 if p[1] == "F" else 1 for p in people], np.int64),
+                      "age": np.array([ML1M_AGES.get(p[2], -1) for p in people], np.int64),
+                      "occupation": np.array([int(p[3]) for p in people], np.int64)}
+        classes = {"gender": ["F", "M"], "age": AGE_NAMES, "occupation": [str(i) for i in range(21)]}
+        known = set(user_ids)
+        user_ids += sorted({u for u in users_of if u not in known}, key=lambda u: (len(u), u))
+        for name in attributes:  # users without a users.dat row: unknown (-1)
+            attributes[name] = np.r_[attributes[name], np.full(len(user_ids) - len(people), -1)]
+    else:
+        user_ids = sorted(set(users_of), key=lambda u: (len(u), u))
+    user_index = {u: i for i, u in enumerate(user_ids)}
+    return Dataset(os.path.basename(os.path.normpath(root)), catalogue, user_ids,
+                   np.array([user_index[u] for u in users_of], np.int64), np.array(items_of, np.int64),
+                   np.array(times, np.int64), (np.array(ratings) / 5.0).astype(np.float32), attributes, classes)
 
 
 # ------------------------------------------------------------------ splits (EVALUATION.md)

@@ -13,8 +13,9 @@ adds), barlow_twins (the same + Barlow Twins, weight tuned on validation over a 
 barlow_twins_content (the exported path: content vectors only, no ids, its own checkpoint) and,
 for the probes, majority. Every model is trained on every position (full-catalogue softmax, or
 sampled softmax with logQ above 30k items), early-stopped on validation NDCG@10, and capped by
-a share of --budget-min, so data of MovieLens-1M size finishes within the hour with no option
-changed. Without item text the Montage rows run id-only (the content vector is a free embedding).
+its share of what is left of --budget-min when it starts; fewer seeds than asked run when one
+epoch is too slow for all of them to converge, so data of MovieLens-1M size finishes within the
+hour with no option changed. Without item text the Montage rows run id-only (the content vector is a free embedding).
 """
 from __future__ import annotations
 
@@ -118,62 +119,134 @@ def score_row(model, info, cfg, split, ds, users, profiles, seed, use_ids=True, 
     return row
 
 
-def run_seed(ds: data.Dataset, seqs: list[data.Seq], base: BehaviourConfig, seed: int, args, log,
-             content) -> tuple[dict, float, dict]:
-    """Every row for one seed; the BT weight is chosen on this seed's validation NDCG@10."""
-    grid = {}
-    n_items, users = len(ds.catalogue.ids), np.array([s.user for s in seqs])
-    split = data.leave_one_out(seqs)
-    profiles = profile_queries(seqs)
-    rows: dict[str, dict] = {}
-    rows["random"] = dict(zip(("hr_at_10", "ndcg_at_10"),
-                              train.hr_ndcg(random_ranks(split.test, n_items, np.random.default_rng(seed)))))
-    rows["popularity"] = dict(zip(("hr_at_10", "ndcg_at_10"),
-                                  train.hr_ndcg(popularity_ranks(split.train, n_items, split.test, seed))))
-    if ds.attributes:
-        rows["majority"] = {"probe": majority_probes(ds, users, seed)}
-    plans = [("dual_encoder", replace(base, kind="dual", seed=seed)),
-             ("sasrec", replace(base, kind="sasrec", seed=seed)),
-             ("next_item", replace(base, w_bt=0.0, seed=seed))]
-    for name, cfg in plans:
-        log(f"[seed {seed}] {name}")
-        model, info = fit_row(cfg, content, n_items, split, log)
-        rows[name] = score_row(model, info, cfg, split, ds, users, profiles, seed)
-    grid["0.0"] = rows["next_item"]["valid_ndcg_at_10"]  # tune on validation: 0 (next_item) and the grid
-    fitted = {}
-    for w in BT_GRID:
-        log(f"[seed {seed}] barlow_twins w_bt={w} (grid)")
-        cfg = replace(base, w_bt=w, seed=seed)
-        fitted[w] = (cfg, *fit_row(cfg, content, n_items, split, log))
-        grid[str(w)] = fitted[w][2]["valid_ndcg_at_10"]
-    w_bt = max(BT_GRID, key=lambda w: grid[str(w)])
-    cfg, model, info = fitted[w_bt]
-    rows["barlow_twins"] = score_row(model, info, cfg, split, ds, users, profiles, seed)
-    if content is not None:
-        # the exported path (content only) with the checkpoint chosen by its own validation
-        log(f"[seed {seed}] barlow_twins_content (exported path)")
-        model, info = fit_row(replace(cfg, use_ids=False), content, n_items, split, log, content_path=True)
-        rows["barlow_twins_content"] = score_row(model, info, cfg, split, ds, users, profiles, seed, False)
-        if args.cold_fraction > 0:
-            cold_items = data.pick_cold_items(seqs, args.cold_fraction, seed)
-            cold_split, cold_test = data.cold_split(seqs, cold_items)
-            log(f"[seed {seed}] barlow_twins_content, cold items held out")
-            model, _ = fit_row(replace(cfg, use_ids=False), content, n_items, cold_split, log, content_path=True)
-            hr, ndcg = train.evaluate(model, cold_test, cfg, np.random.default_rng(seed), use_ids=False)
-            rows["barlow_twins_content"].update(cold_recall_at_10=hr, cold_ndcg_at_10=ndcg)
-            pop = train.hr_ndcg(popularity_ranks(cold_split.train, n_items, cold_test, seed))
-            rows["popularity"].update(cold_recall_at_10=pop[0], cold_ndcg_at_10=pop[1])
-            rnd = train.hr_ndcg(random_ranks(cold_test, n_items, np.random.default_rng(seed)))
-            rows["random"].update(cold_recall_at_10=rnd[0], cold_ndcg_at_10=rnd[1])
-    return rows, w_bt, grid
-
-
+# ------------------------------------------------------------------ the plan: one fit = one task
+# A seed's rows are independent fits except the two that reuse the Barlow Twins weight chosen on
+# that seed's validation (the exported content path and its cold-item variant): those are queued
+# when the seed's grid is done. Fits run --jobs at a time in forked processes (the data and the
+# content vectors are shared), longest first; each gets, when it starts, its share of what is
+# left of the run's budget, so time a fit leaves unused (early stopping) goes to the later ones.
+FIRST = ("sasrec", "bt", "next_item", "dual_encoder")  # longest first
 _SHARED: dict = {}
 
 
-def _seed_job(seed: int):
-    torch.set_num_threads(_SHARED["args"].threads)
-    return run_seed(seed=seed, **{k: v for k, v in _SHARED.items() if k != "jobs"})
+def _split(seed: int) -> tuple[data.Split, list[data.Query], np.ndarray]:
+    seqs = _SHARED["seqs"]
+    return data.leave_one_out(seqs), profile_queries(seqs), np.array([s.user for s in seqs])
+
+
+def run_task(task: tuple) -> tuple:
+    """(seed, name, w_bt, budget_s) -> (seed, name, w_bt, row). Runs in a worker process."""
+    seed, name, w_bt, budget_s = task
+    sh = _SHARED
+    torch.set_num_threads(sh["args"].threads)
+    ds, content, log, n_items = sh["ds"], sh["content"], sh["log"], len(sh["ds"].catalogue.ids)
+    split, profiles, users = _split(seed)
+    kind = {"dual_encoder": "dual", "sasrec": "sasrec"}.get(name, "montage")
+    cfg = replace(sh["base"], kind=kind, w_bt=w_bt, seed=seed, time_budget_s=budget_s)
+    log(f"[seed {seed}] {name}" + (f" w_bt={w_bt}" if kind == "montage" else "") + f" ({budget_s:.0f}s at most)")
+    if name != "barlow_twins_content":
+        model, info = fit_row(cfg, content, n_items, split, log)
+        return seed, name, w_bt, score_row(model, info, cfg, split, ds, users, profiles, seed)
+    # the exported path (content only) with the checkpoint chosen by its own validation
+    cfg = replace(cfg, use_ids=False)
+    model, info = fit_row(cfg, content, n_items, split, log, content_path=True)
+    row = score_row(model, info, cfg, split, ds, users, profiles, seed, False)
+    if sh["args"].cold_fraction > 0:
+        seqs = sh["seqs"]
+        cold_items = data.pick_cold_items(seqs, sh["args"].cold_fraction, seed)
+        cold_split, cold_test = data.cold_split(seqs, cold_items)
+        log(f"[seed {seed}] barlow_twins_content, cold items held out")
+        model, _ = fit_row(cfg, content, n_items, cold_split, log, content_path=True)
+        hr, ndcg = train.evaluate(model, cold_test, cfg, np.random.default_rng(seed), use_ids=False)
+        row.update(cold_recall_at_10=hr, cold_ndcg_at_10=ndcg)
+    return seed, name, w_bt, row
+
+
+def baseline_rows(seed: int) -> dict:
+    """random, popularity (and their cold variants) and the majority class: no training."""
+    sh = _SHARED
+    ds, seqs, n_items = sh["ds"], sh["seqs"], len(sh["ds"].catalogue.ids)
+    split, _, users = _split(seed)
+    rows = {"random": dict(zip(("hr_at_10", "ndcg_at_10"),
+                               train.hr_ndcg(random_ranks(split.test, n_items, np.random.default_rng(seed))))),
+            "popularity": dict(zip(("hr_at_10", "ndcg_at_10"),
+                                   train.hr_ndcg(popularity_ranks(split.train, n_items, split.test, seed))))}
+    if ds.attributes:
+        rows["majority"] = {"probe": majority_probes(ds, users, seed)}
+    if sh["content"] is not None and sh["args"].cold_fraction > 0:
+        cold_split, cold_test = data.cold_split(seqs, data.pick_cold_items(seqs, sh["args"].cold_fraction, seed))
+        pop = train.hr_ndcg(popularity_ranks(cold_split.train, n_items, cold_test, seed))
+        rows["popularity"].update(cold_recall_at_10=pop[0], cold_ndcg_at_10=pop[1])
+        rnd = train.hr_ndcg(random_ranks(cold_test, n_items, np.random.default_rng(seed)))
+        rows["random"].update(cold_recall_at_10=rnd[0], cold_ndcg_at_10=rnd[1])
+    return rows
+
+
+def task_weight(name: str, content: bool, cold: bool) -> float:
+    """Relative cost of a task in fits (the content task trains twice with a cold-item split)."""
+    return 1.0 + float(cold) if name == "barlow_twins_content" else 1.0
+
+
+def schedule(seeds: list[int], jobs: int, deadline: float, log) -> tuple[list[dict], dict, dict]:
+    """Run every seed's fits, `jobs` at a time; returns (rows per seed, chosen w_bt, grids)."""
+    sh = _SHARED
+    has_content, cold = sh["content"] is not None, sh["args"].cold_fraction > 0
+    queue = [(s, n, w) for s in seeds for n in FIRST
+             for w in ((BT_GRID if n == "bt" else (0.0,)))]
+    queue = [(s, "barlow_twins" if n == "bt" else n, w) for s, n, w in queue]
+    queue.sort(key=lambda t: FIRST.index("bt" if t[1] == "barlow_twins" else t[1]))  # longest first, seeds interleaved
+    later = {s: [(s, "barlow_twins_content", None)] if has_content else [] for s in seeds}
+    pending_grid = {s: 1 + len(BT_GRID) for s in seeds}  # next_item (w=0) + the grid
+    rows = {s: baseline_rows(s) for s in seeds}
+    grids: dict = {s: {} for s in seeds}
+    chosen: dict = {}
+    owed = lambda: sum(task_weight(t[1], has_content, cold) for t in queue) + \
+        sum(task_weight(t[1], has_content, cold) for s in seeds for t in later[s])  # noqa: E731
+
+    def submit(start):
+        seed, name, w = queue.pop(0)
+        if name == "barlow_twins_content":
+            w = chosen[seed]
+        weight = task_weight(name, has_content, cold)
+        share = (deadline - time.time()) * jobs / max(1.0, owed() + weight + len(running))
+        return start((seed, name, w, max(30.0, weight * share)))
+
+    def done(out):
+        seed, name, w, row = out
+        if name in ("next_item", "barlow_twins"):
+            grids[seed][str(w)] = row["valid_ndcg_at_10"]
+            if name == "next_item":
+                rows[seed]["next_item"] = row
+            else:
+                rows[seed].setdefault("_bt", {})[w] = row
+            pending_grid[seed] -= 1
+            if pending_grid[seed] == 0:  # this seed's weight is known: its content-path task can run
+                chosen[seed] = max(BT_GRID, key=lambda x: grids[seed][str(x)])
+                rows[seed]["barlow_twins"] = rows[seed].pop("_bt")[chosen[seed]]
+                queue.extend(later[seed])
+                later[seed] = []
+        else:
+            rows[seed][name] = row
+
+    running: list = []
+    if jobs == 1:
+        while queue:
+            done(submit(lambda t: run_task(t)))
+    else:
+        import multiprocessing as mp
+
+        with mp.get_context("fork").Pool(jobs) as pool:
+            while queue or running:
+                while queue and len(running) < jobs:
+                    running.append(submit(lambda t: pool.apply_async(run_task, (t,))))
+                running[0].wait(0.5) if running else None
+                for r in [r for r in running if r.ready()]:
+                    running.remove(r)
+                    done(r.get())
+    order = ("random", "popularity", "majority", "dual_encoder", "sasrec", "next_item", "barlow_twins",
+             "barlow_twins_content")
+    per_seed = [{k: rows[s][k] for k in order if k in rows[s]} for s in seeds]
+    return per_seed, {str(s): chosen[s] for s in seeds}, {str(s): grids[s] for s in seeds}
 
 
 def _stat(values: list[float]) -> dict:
@@ -223,6 +296,49 @@ def table(rows: dict) -> str:
     return "\n".join(lines)
 
 
+CONVERGE_EPOCHS = 30  # MovieLens-100K, batch ~31: every model stopped early within 23-37 epochs
+
+
+def epoch_seconds(seqs: list[data.Seq], content, base: BehaviourConfig, n_items: int, steps: int = 6) -> float:
+    """Time of one epoch of the costliest model (Montage + Barlow Twins), measured on a few steps
+    on this machine as it is now (load included)."""
+    cfg = replace(base, w_bt=max(BT_GRID), time_budget_s=1e9)
+    torch.manual_seed(0)
+    model = SequenceModel(cfg, content, n_items).to(cfg.device)
+    fit_seqs = [s for s in seqs if len(s.items) >= 4]
+    batch = train.auto_batch(fit_seqs, cfg, n_items if n_items <= cfg.full_softmax_max_items else cfg.negatives)
+    rng = np.random.default_rng(0)
+    picks = [[fit_seqs[i] for i in rng.choice(len(fit_seqs), min(batch, len(fit_seqs)), replace=False)]
+             for _ in range(steps + 1)]
+    model.set_known(np.arange(n_items))
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    sampler = None if n_items <= cfg.full_softmax_max_items else train.Sampler(fit_seqs, n_items, cfg.negatives, rng)
+    if sampler is not None:
+        sampler.logq = sampler.logq.to(cfg.device)
+    model.train()
+    for i, chunk in enumerate(picks):
+        if i == 1:
+            t = time.time()  # the first step pays for allocation
+        idx, age, tgt, now_gap = (t.to(cfg.device) for t in train.training_batch(chunk, cfg))
+        h = model.states(idx, age)
+        ok = tgt >= 0
+        loss = train.next_item_loss(model, model.users(h[ok], now_gap[ok]), tgt[ok], sampler)
+        loss = loss + cfg.w_bt * train.bt_loss(model, chunk, cfg, rng)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    if cfg.device.startswith("cuda"):
+        torch.cuda.synchronize()
+    return (time.time() - t) / steps * len(fit_seqs) / batch
+
+
+def affordable_seeds(requested: int, fits: int, jobs: int, seconds: float, epoch_s: float) -> int:
+    """As many seeds as the budget lets every fit train ~CONVERGE_EPOCHS epochs (at least one):
+    on MovieLens-1M-sized data on 2 cores one converged seed says more than three cut short."""
+    per_seed = fits * CONVERGE_EPOCHS * epoch_s / jobs
+    return int(np.clip(seconds // max(per_seed, 1e-9), 1, requested))
+
+
 def n_fits(seeds: int, has_content: bool, cold: bool) -> int:
     """Trained models per seed: 3 rows, the BT grid, content path (+ cold)."""
     return seeds * (3 + len(BT_GRID) + (1 + int(cold) if has_content else 0))
@@ -231,25 +347,32 @@ def n_fits(seeds: int, has_content: bool, cold: bool) -> int:
 def parse(argv=None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     src = ap.add_mutually_exclusive_group(required=True)
-    src.add_argument("--movielens", help="folder with u.data, u.item, u.user (MovieLens-100K)")
+    src.add_argument("--movielens", help="folder with u.data, u.item, u.user (MovieLens-100K) or ratings.dat, "
+                                         "movies.dat[, users.dat] (MovieLens-1M/10M)")
     src.add_argument("--events", help="generic events file (JSONL or CSV: user, item, timestamp[, watch_ratio])")
     ap.add_argument("--items", help="item metadata (JSONL or CSV: item, title, tags|genres, description)")
     ap.add_argument("--users", help="user attributes for the probes (JSONL or CSV: user, <attribute>...)")
     ap.add_argument("--min-watch-ratio", type=float, default=0.0, help="events below it are not engagement")
-    ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--seeds", type=int, default=3,
+                    help="seeds asked for; fewer run when the budget cannot train them all to convergence")
     ap.add_argument("--max-items", type=int, default=200, help="N: newest items the user tower reads")
     ap.add_argument("--max-epochs", type=int, default=200)
     ap.add_argument("--dim", type=int, default=64,
                     help="scoring space of the evaluated models (a generation's is its manifest dim, 256)")
     ap.add_argument("--budget-min", type=float, default=50.0,
-                    help="wall-clock budget of the whole run, shared equally by the trained models")
+                    help="wall-clock budget of the whole run; each fit, when it starts, gets its share of what is "
+                         "left (time one leaves unused goes to the next)")
     ap.add_argument("--text-steps", type=int, default=80, help="text tower steps on the catalogue")
     ap.add_argument("--cold-fraction", type=float, default=0.2, help="0 = no cold-item row")
-    ap.add_argument("--jobs", type=int, default=1, help="seeds trained in parallel processes (each --threads)")
+    ap.add_argument("--jobs", type=int, default=0,
+                    help="fits trained in parallel processes (each --threads); 0 = one per CPU core")
     ap.add_argument("--threads", type=int, default=1,
                     help="torch threads; 1 on a shared 2-core box (2 threads spin against other jobs)")
     ap.add_argument("--out", help="results file (default var/behaviour/<dataset>.json; bench/results/users.json "
                                   "is written only when named here)")
+    ap.add_argument("--device", default="cpu",
+                    help="cuda = the GPU preset for bigger data: fits run one at a time on the GPU (no forked "
+                         "processes), the time estimate and the budget as on CPU")
     ap.add_argument("--quiet", action="store_true")
     return ap.parse_args(argv)
 
@@ -271,30 +394,24 @@ def main(argv=None) -> dict:
         log("content vectors: fitting the text tower on the catalogue")
         content = fit_content_vectors(ds.catalogue, args.dim, 0, TextSettings(steps=args.text_steps), log=log)
         text_s = time.time() - t0
-    jobs = max(1, min(args.jobs, args.seeds))
-    fits = n_fits(args.seeds, content is not None, args.cold_fraction > 0) / jobs
-    left = args.budget_min * 60 - (time.time() - t0)
-    base = BehaviourConfig(dim=args.dim, max_items=args.max_items, max_epochs=args.max_epochs,
-                           time_budget_s=max(30.0, 0.85 * left / fits))
-    log(f"{ds.name}: {len(seqs)} users, {len(ds.catalogue.ids)} items; {fits} models, "
-        f"{base.time_budget_s:.0f}s each at most")
+    jobs = 1 if args.device != "cpu" else max(1, args.jobs or (os.cpu_count() or 1))
+    if args.device != "cpu" and not torch.cuda.is_available() and args.device.startswith("cuda"):
+        raise SystemExit(f"--device {args.device}: torch sees no CUDA device here (torch {torch.__version__})")
+    base = BehaviourConfig(dim=args.dim, max_items=args.max_items, max_epochs=args.max_epochs, device=args.device)
     _SHARED.update(ds=ds, seqs=seqs, base=base, args=args, log=log, content=content)
-    if jobs > 1:  # seeds in parallel processes (fork: the data and content vectors are shared)
-        import multiprocessing as mp
-
-        with mp.get_context("fork").Pool(jobs) as pool:
-            outs = pool.map(_seed_job, range(args.seeds))
-    else:
-        outs = [_seed_job(seed) for seed in range(args.seeds)]
-    per_seed = [o[0] for o in outs]
-    chosen = {str(seed): o[1] for seed, o in enumerate(outs)}
-    grids = {str(seed): o[2] for seed, o in enumerate(outs)}
+    fits = n_fits(1, content is not None, args.cold_fraction > 0)
+    epoch_s = epoch_seconds(seqs, content, base, len(ds.catalogue.ids))
+    deadline = t0 + 0.95 * args.budget_min * 60
+    seeds = affordable_seeds(args.seeds, fits, jobs, deadline - time.time(), epoch_s)
+    log(f"{ds.name}: {len(seqs)} users, {len(ds.catalogue.ids)} items; one epoch ~{epoch_s:.1f}s; "
+        f"{seeds} of {args.seeds} seeds x {fits} fits on {jobs} process(es) within {args.budget_min:g} min")
+    per_seed, chosen, grids = schedule(list(range(seeds)), jobs, deadline, log)
     result = {
-        "dataset": ds.name, "seeds": args.seeds, "users": len(seqs), "items": len(ds.catalogue.ids),
+        "dataset": ds.name, "seeds": seeds, "seeds_requested": args.seeds, "epoch_s_estimate": epoch_s, "users": len(seqs), "items": len(ds.catalogue.ids),
         "interactions": int(sum(len(s.items) for s in seqs)), "item_text": content is not None,
         "rows": aggregate(per_seed), "bt_weight": {"chosen_by_seed": chosen, "valid_ndcg_at_10_by_seed": grids},
         "config": {**base.to_dict(), "text_steps": args.text_steps, "text_s": text_s, "threads": args.threads,
-                   "budget_min": args.budget_min, "jobs": jobs},
+                   "budget_min": args.budget_min, "jobs": jobs, "converge_epochs": CONVERGE_EPOCHS},
         "protocol": PROTOCOL, "wall_s": time.time() - t0,
     }
     out = args.out or os.path.join(os.path.dirname(__file__), "../../var/behaviour", f"{ds.name}.json")
