@@ -12,7 +12,7 @@ projection + id embedding, causal, next item only: the ablation that shows what 
 adds), barlow_twins (the same + Barlow Twins, weight tuned on validation over a small grid),
 barlow_twins_content (the exported path: content vectors only, no ids, its own checkpoint) and,
 for the probes, majority. Every model is trained on every position (full-catalogue softmax, or
-sampled softmax with logQ above 30k items), early-stopped on validation NDCG@10, and capped by
+sampled softmax with logQ above 16,384 items), early-stopped on validation NDCG@10, and capped by
 its share of what is left of --budget-min when it starts; fewer seeds than asked run when one
 epoch is too slow for all of them to converge, so data of MovieLens-1M size finishes within the
 hour with no option changed. Without item text the Montage rows run id-only (the content vector is a free embedding).
@@ -432,7 +432,7 @@ PROTOCOL = (
     "cold item, history before it as input; probes: 80/20 stratified split, L2 logistic regression on "
     "1/5/10/100% of the training users, majority = the most frequent class of the same labelled subset; "
     "std = sample std over seeds. Every model reads the newest max_items items and is trained on every "
-    "position (full softmax up to 30k items, sampled softmax + logQ above); the BT weight is chosen on "
+    "position (full softmax up to 16,384 items, sampled softmax with 4,096 negatives + logQ above); the BT weight is chosen on "
     "each seed's validation NDCG@10 among the grid; barlow_twins_content is the exported "
     "path (content only, no ids), trained and selected on that path; train_s excludes fitting the text "
     "tower (config.text_s, once per run); peak_rss_mb is this process's peak RSS while that model "
