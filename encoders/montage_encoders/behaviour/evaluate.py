@@ -208,8 +208,9 @@ def schedule(seeds: list[int], jobs: int, deadline: float, log) -> tuple[list[di
         if name == "barlow_twins_content":
             w = chosen[seed]
         weight = task_weight(name, has_content, cold)
-        share = (deadline - time.time()) * jobs / max(1.0, owed() + weight + len(running))
-        return start((seed, name, w, max(30.0, weight * share)))
+        left = deadline - time.time()
+        share = left * jobs / max(1.0, owed() + weight + len(running))
+        return start((seed, name, w, max(30.0, min(left, weight * share))))  # never past the deadline
 
     def done(out):
         seed, name, w, row = out

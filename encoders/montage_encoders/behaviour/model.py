@@ -47,6 +47,7 @@ class BehaviourConfig:
     # training
     max_epochs: int = 200
     patience: int = 8  # validations without improvement before stopping
+    valid_max_users: int = 20_000  # validation NDCG@10 (model selection) on at most this many users, seeded
     time_budget_s: float = 600.0  # wall-clock cap of one fit (an epoch in progress finishes)
     batch_size: int = 0  # 0 = automatic: about steps_per_epoch steps an epoch, capped by the logits budget
     steps_per_epoch: int = 30  # small data needs many small steps (943 users: batch 31, not 200)

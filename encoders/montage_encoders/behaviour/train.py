@@ -241,6 +241,9 @@ def fit(model: SequenceModel, train: list[Seq], valid: list[Query], cfg: Behavio
     rng = np.random.default_rng(cfg.seed)
     dev = torch.device(cfg.device)
     model.to(dev)
+    if len(valid) > cfg.valid_max_users:  # model selection on a seeded sample: 1M users x 100k items each epoch is hours
+        valid = [valid[i] for i in np.sort(np.random.default_rng(cfg.seed).choice(len(valid), cfg.valid_max_users,
+                                                                                  replace=False))]
     seqs = [s for s in train if len(s.items) >= 2]
     items = np.unique(np.concatenate([s.items for s in seqs]))
     model.set_known(items)
