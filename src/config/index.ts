@@ -281,6 +281,13 @@ export const MEDIA_DEFAULTS = {
   maxSide: 4096,
   /** Video + a few audio tracks + subtitles; hundreds of streams is an attack. @defaultValue 8 (MONTAGE_MAX_STREAMS) */
   maxStreams: 8,
+  /**
+   * Decoded pixels per second of video (width x height x frame rate) at most: every frame is decoded before it is
+   * sampled, so this bounds a video's decode work, not its side or length alone. A few hundred bytes of VP8 can
+   * declare 4096x4096 frames at 1000 fps (17 G pixels a second). DCI 4K at 60 fps (and 1080p at 240 fps) pass.
+   * @defaultValue 4096 x 2160 x 60 = 530841600 (MONTAGE_MAX_PIXEL_RATE)
+   */
+  maxPixelRate: 4096 * 2160 * 60,
   /** ffprobe/ffmpeg are SIGKILLed after this. @defaultValue 300000 ms (MONTAGE_MEDIA_TIMEOUT_MS) */
   timeoutMs: 300_000,
 } as const;
@@ -384,6 +391,7 @@ export function mediaLimits(env: Env = {}): MediaLimits {
     maxWidth: side,
     maxHeight: side,
     maxStreams: int(env, 'MONTAGE_MAX_STREAMS', MEDIA_DEFAULTS.maxStreams, 1, 64),
+    maxPixelRate: int(env, 'MONTAGE_MAX_PIXEL_RATE', MEDIA_DEFAULTS.maxPixelRate, 1, Number.MAX_SAFE_INTEGER),
     timeoutMs: int(env, 'MONTAGE_MEDIA_TIMEOUT_MS', MEDIA_DEFAULTS.timeoutMs, 1, 86_400_000),
     allowedContainers: [...MEDIA_ALLOWLISTS.allowedContainers],
     allowedVideoCodecs: [...MEDIA_ALLOWLISTS.allowedVideoCodecs],
