@@ -218,7 +218,7 @@ export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
   const connection = new Redis(redisUrl, { maxRetriesPerRequest: null });
   const queue = new Queue('ingest', { connection, prefix });
   try {
-    for (const end = Date.now() + 120_000; ; await sleep(200)) {
+    for (const end = Date.now() + 300_000; ; await sleep(200)) {
       const ok = await fetch(`${base}/readyz`).then(
         (r) => r.ok,
         () => false,
