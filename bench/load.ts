@@ -199,6 +199,8 @@ export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
     LOG_LEVEL: process.env.LOAD_LOG ?? 'error',
     ...(opts.workerNice !== undefined ? { MONTAGE_WORKER_NICE: String(opts.workerNice) } : {}),
   });
+  // The service's own default priority for the worker unless one is asked for (testEnv pins the tests' to 0).
+  if (opts.workerNice === undefined) delete env.MONTAGE_WORKER_NICE;
   const base = `http://127.0.0.1:${port}`;
   const redisUrl = env.REDIS_URL ?? 'redis://127.0.0.1:6379';
   const prefix = env.MONTAGE_QUEUE_PREFIX!;
