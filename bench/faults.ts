@@ -3,12 +3,16 @@
  * (20 times by default), with Redis itself SIGKILLed and restarted mid-batch (append-only file, fsync always: the
  * persistence README "Redis" advises). Every upload must end indexed exactly once, or failed with a code and then
  * indexed when uploaded again; none lost, none stuck, no file left behind. Real Redis (a throwaway server), ffmpeg,
- * ONNX and embedded store; lock and stall intervals shortened. Writes bench/results/faults.json.
+ * ONNX and embedded store; lock and stall intervals shortened. Then the store goes away (`storeOutage`): the
+ * embedded store's folder is moved aside with a plain file at its path (a volume gone) for `--outage-s` seconds
+ * while a worker ingests a second batch; uploads meanwhile must be answered at once, every job must finish once
+ * the store is back. Writes bench/results/faults.json.
  *
- *   node bench/faults.ts [--uploads 10] [--kills 20]
+ *   node bench/faults.ts [--uploads 10] [--kills 20] [--outage-s 20] [--store-only: only the outage, merged into
+ *   the file's other figures]
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readdir, readFile, writeFile } from 'node:fs/promises';
+import { readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { startTestService } from '../test/helpers/service.ts';
@@ -17,9 +21,18 @@ import { lavfiClip } from '../test/helpers/clips.ts';
 import { multipart } from '../test/helpers/multipart.ts';
 import { ROOT } from '../test/helpers/generation.ts';
 
-const { values } = parseArgs({ options: { uploads: { type: 'string', default: '10' }, kills: { type: 'string', default: '20' } } });
+const { values } = parseArgs({
+  options: {
+    uploads: { type: 'string', default: '10' },
+    kills: { type: 'string', default: '20' },
+    'outage-s': { type: 'string', default: '20' },
+    'store-only': { type: 'boolean', default: false },
+  },
+});
 const UPLOADS = Number(values.uploads);
 const KILLS = Number(values.kills);
+const OUTAGE_S = Number(values['outage-s']);
+const RESULTS = path.join(ROOT, 'bench/results/faults.json');
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 const redis = await throwawayRedis();
@@ -35,6 +48,75 @@ const startWorker = (env: Record<string, string> = {}) => {
   return c;
 };
 const killed = (c: ChildProcess) => new Promise((r) => (c.exitCode !== null || c.signalCode !== null ? r(null) : c.once('exit', r)));
+
+/**
+ * The store away for OUTAGE_S seconds while a worker ingests `n` uploads, two of them sent during the outage.
+ * Uploads never touch the store: they must be answered at once; jobs retry their write with backoff
+ * (MONTAGE_STORE_RETRY_MS) and must all end indexed after the store is back.
+ */
+async function storeOutage(n: number) {
+  const storeDir = svc.config.store.embedded.dataDir;
+  const worker = startWorker();
+  const upload = async (i: number) => {
+    const f = path.join(svc.config.dataDir, `outage-${i}.mp4`);
+    await lavfiClip(f, { seconds: 6 + i, size: '320x240', fps: 12 });
+    const { payload, headers } = multipart({ title: `outage ${i}` }, { data: await readFile(f) });
+    const t0 = performance.now();
+    const r = await svc.app.inject({ method: 'POST', url: '/v1/videos', payload, headers });
+    if (r.statusCode !== 202) throw new Error(`outage upload ${i}: ${r.statusCode} ${r.body}`);
+    return { videoId: r.json().videoId as string, jobId: r.json().jobId as string, ms: performance.now() - t0 };
+  };
+  const before = [];
+  for (let i = 0; i < n - 2; i++) before.push(await upload(i));
+  // Away as soon as the worker is busy with the first of them.
+  const queue = svc.rt.jobs.queue('ingest');
+  for (const end = Date.now() + 120_000; (await queue.getActiveCount()) === 0 && Date.now() < end;) await sleep(50);
+  await rename(storeDir, `${storeDir}.away`);
+  await writeFile(storeDir, 'the volume is not mounted\n');
+  const away = Date.now();
+  const during = [await upload(n - 2), await upload(n - 1)];
+  const readyz = await svc.app.inject({ method: 'GET', url: '/readyz' });
+  await sleep(Math.max(0, OUTAGE_S * 1000 - (Date.now() - away)));
+  await rm(storeDir);
+  await rename(`${storeDir}.away`, storeDir);
+  const back = Date.now();
+  const all = [...before, ...during];
+  let states: string[] = [];
+  for (const end = Date.now() + 10 * 60_000; Date.now() < end; await sleep(500)) {
+    states = await Promise.all(all.map(async (u) => (await svc.rt.catalog.get(u.videoId))?.status ?? 'lost'));
+    if (states.every((s) => s === 'ready' || s === 'failed' || s === 'lost')) break;
+  }
+  const jobs = await Promise.all(all.map((u) => queue.getJob(u.jobId)));
+  worker.kill('SIGTERM');
+  await killed(worker);
+  return {
+    outage_s: Math.round((back - away) / 100) / 10,
+    uploads: all.length,
+    uploads_during_outage: during.length,
+    upload_ms_during_outage: during.map((u) => Math.round(u.ms)),
+    readyz_during_outage: readyz.statusCode,
+    indexed: states.filter((s) => s === 'ready').length,
+    failed: states.filter((s) => s === 'failed').length,
+    job_attempts: jobs.map((j) => (j ? j.attemptsMade : null)),
+    all_indexed_s_after_return: Math.round((Date.now() - back) / 100) / 10,
+    retry_budget_ms: svc.config.store.retryMs,
+  };
+}
+
+if (values['store-only']) {
+  try {
+    const outage = await storeOutage(4);
+    const prev = JSON.parse(await readFile(RESULTS, 'utf8').catch(() => '{}')) as Record<string, unknown>;
+    const out = { ...prev, store_outage: outage };
+    console.log(JSON.stringify(out, null, 2));
+    await writeFile(RESULTS, `${JSON.stringify(out, null, 2)}\n`);
+  } finally {
+    for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+    await svc.close();
+    await redis.destroy();
+  }
+  process.exit(0);
+}
 
 try {
   const posts: Array<{ videoId: string; jobId: string; post: () => Promise<{ statusCode: number; json(): any }> }> = [];
@@ -120,10 +202,11 @@ try {
     stalled_interval_ms: 300,
     wall_s: Math.round((Date.now() - t0) / 1000),
   };
-  console.log(JSON.stringify(out, null, 2));
-  await writeFile(path.join(ROOT, 'bench/results/faults.json'), `${JSON.stringify(out, null, 2)}\n`);
   finisher.kill('SIGTERM');
   await killed(finisher);
+  const result = { ...out, store_outage: await storeOutage(4) };
+  console.log(JSON.stringify(result, null, 2));
+  await writeFile(RESULTS, `${JSON.stringify(result, null, 2)}\n`);
 } finally {
   for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
   await redis.start();

@@ -8,7 +8,8 @@
  * read (encode), before writing and again after writing (upsert: what was written is taken back), and when it is
  * marked ready (cleanup). A stage that finds the record gone throws VideoDeleted.
  */
-import { AppError } from '../src/errors/index.ts';
+import { setTimeout as delay } from 'node:timers/promises';
+import { AppError, isAppError } from '../src/errors/index.ts';
 import type { Catalog, VideoRecord } from '../src/catalog/index.ts';
 import type { Logger } from '../src/log.ts';
 import type { EnrichConfig } from '../src/config/index.ts';
@@ -27,7 +28,7 @@ import type { EtaModel } from './eta.ts';
 import type { WebhookEmitter, WebhookEvent } from '../src/webhooks/index.ts';
 
 export interface IngestDeps {
-  config: { media: { limits: MediaLimits }; enrich: EnrichConfig };
+  config: { media: { limits: MediaLimits }; enrich: EnrichConfig; store: { retryMs: number } };
   encoders: Encoders;
   store: VectorStore;
   catalog: Catalog;
@@ -202,29 +203,54 @@ export async function upsertStage(ctx: IngestContext, info: ProbeResult, fused: 
   for (const m of item.modalities) vectors[m] = item[m];
   if (encoders.has('behaviour')) vectors.behaviour = (await encoders.projectBehaviour([item.fused]))[0]!;
   ctx.signal.throwIfAborted();
-  await store.upsertItems([
-    {
-      vectors,
-      payload: {
-        videoId,
-        title: rec.title,
-        description: rec.description,
-        tags: rec.tags,
-        durationS: info.durationS,
-        uploadedAt: rec.uploadedAt,
-        modalities: item.modalities,
-        generation: encoders.generation.name,
-        sha256: rec.sha256,
-        externalId: rec.externalId,
+  await whileStoreDown(ctx, async () => {
+    await store.upsertItems([
+      {
+        vectors,
+        payload: {
+          videoId,
+          title: rec.title,
+          description: rec.description,
+          tags: rec.tags,
+          durationS: info.durationS,
+          uploadedAt: rec.uploadedAt,
+          modalities: item.modalities,
+          generation: encoders.generation.name,
+          sha256: rec.sha256,
+          externalId: rec.externalId,
+        },
       },
-    },
-  ]);
-  await store.upsertSegments(videoId, fused.segments);
+    ]);
+    await store.upsertSegments(videoId, fused.segments);
+  });
   if (!(await ctx.deps.catalog.get(videoId))) {
     await store.deleteVideo(videoId);
     throw new VideoDeleted(videoId);
   }
   return rec;
+}
+
+/**
+ * Runs a store write again while the store answers STORE_UNAVAILABLE (a Qdrant that is down, an embedded store's
+ * folder gone with its volume), with backoff from 0.5 s doubling to 8 s, for up to `config.store.retryMs`: the
+ * job keeps its decoded and encoded work instead of failing the try and doing it all again. The writes are
+ * upserts under deterministic ids, so a write that landed before its answer was lost is simply written again.
+ */
+async function whileStoreDown(ctx: IngestContext, write: () => Promise<void>): Promise<void> {
+  const start = Date.now();
+  for (let i = 0; ; i++) {
+    try {
+      return await write();
+    } catch (err) {
+      const wait = Math.min(8000, 500 * 2 ** i);
+      if (!isAppError(err) || err.code !== 'STORE_UNAVAILABLE' || Date.now() - start + wait > ctx.deps.config.store.retryMs) throw err;
+      ctx.deps.log.warn(
+        { videoId: ctx.data.videoId, err: err.message, retryInMs: wait },
+        'the store is unavailable; the write will be retried',
+      );
+      await delay(wait, undefined, { signal: ctx.signal });
+    }
+  }
 }
 
 /** Marks the video ready (with its modalities and poster) and lists it among the fresh ones. */

@@ -3,7 +3,8 @@
  * `error` listener, and a clean shutdown (workers, then queues, then connections; each step runs even if one
  * before it failed).
  */
-import { hostname } from 'node:os';
+import { readdirSync } from 'node:fs';
+import { getPriority, hostname, setPriority } from 'node:os';
 import { Worker, type Job, type Processor } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from '../src/log.ts';
@@ -21,6 +22,32 @@ export type FailedHooks = Partial<Record<JobType, (job: Job) => Promise<void>>>;
 export interface RunningWorkers {
   workers: Worker[];
   close(): Promise<void>;
+}
+
+/**
+ * Lowers this process's CPU priority by `increment` (nice, capped at 19), so a worker sharing cores with the API
+ * yields to it. Linux keeps a nice value per thread and a new thread (or child process) inherits its creator's, so
+ * every thread that exists now is lowered: the ones started later (ONNX Runtime's pools, libuv's, ffmpeg children)
+ * then inherit it. Returns the nice value the main thread ends at.
+ */
+export function lowerWorkerPriority(increment: number, log: Logger): number {
+  if (increment <= 0) return getPriority();
+  let tids: number[] = [process.pid];
+  try {
+    tids = readdirSync('/proc/self/task').map(Number);
+  } catch {
+    // no /proc (not Linux): the main thread only
+  }
+  for (const tid of tids) {
+    try {
+      setPriority(tid, Math.min(19, getPriority(tid) + increment));
+    } catch (err) {
+      log.warn({ tid, err: (err as Error).message }, 'could not lower a worker thread priority');
+    }
+  }
+  const nice = getPriority();
+  log.info({ nice, threads: tids.length }, 'worker priority lowered');
+  return nice;
 }
 
 /**

@@ -7,6 +7,7 @@ import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { createRuntime, startRuntimeWorkers, type Runtime } from '../runtime.ts';
+import { lowerWorkerPriority } from '../../jobs/worker.ts';
 import { buildApp } from '../server/app.ts';
 import { admitVideo, videoService } from '../videos/service.ts';
 import { isAppError } from '../errors/index.ts';
@@ -70,6 +71,8 @@ async function worker(): Promise<void> {
   const booted: { rt?: Runtime } = {};
   const onStop = shutdownHandler(() => booted.rt?.log);
   const rt = (booted.rt = await createRuntime({ role: 'worker' }));
+  // After the runtime is up, so the ONNX Runtime threads the encoders started are lowered too.
+  lowerWorkerPriority(rt.config.worker.nice, rt.log);
   const w = startRuntimeWorkers(rt);
   onStop(() => w.close());
   onStop(() => rt.close());

@@ -64,6 +64,13 @@ export interface Config {
     stalledIntervalMs: number;
     /** Overrides every job type's lock duration from the policy table, ms. @defaultValue unset (MONTAGE_LOCK_MS) */
     lockMs: number | undefined;
+    /**
+     * Added to a `montage worker` process's nice value at start (every thread, and so the ffmpeg children and ONNX
+     * threads it starts), so an API on the same cores keeps its share while ingest runs (bench/load.ts measures
+     * it). 0 leaves the priority alone. Not applied by `montage start`, where API and worker are one process.
+     * @defaultValue 10 (MONTAGE_WORKER_NICE)
+     */
+    nice: number;
   };
   /** Metrics (GET /metrics) and embedding health; README "Metrics". */
   metrics: {
@@ -259,6 +266,12 @@ export function parseExperiments(raw: string | undefined): Record<string, Experi
 export interface StoreConfig {
   /** @defaultValue unset (QDRANT_URL, QDRANT_API_KEY) */
   qdrant: { url: string; apiKey: string | undefined } | undefined;
+  /**
+   * How long an ingest keeps retrying its write while the store is unavailable (backoff 0.5 s doubling to 8 s),
+   * holding its encoded vectors, before the try fails and the job's own retries (jobs/policy.ts) take over.
+   * @defaultValue 120000 ms (MONTAGE_STORE_RETRY_MS)
+   */
+  retryMs: number;
   embedded: {
     /** @defaultValue '<dataDir>/store' (MONTAGE_STORE_DIR) */
     dataDir: string;
@@ -281,6 +294,13 @@ export const MEDIA_DEFAULTS = {
   maxSide: 4096,
   /** Video + a few audio tracks + subtitles; hundreds of streams is an attack. @defaultValue 8 (MONTAGE_MAX_STREAMS) */
   maxStreams: 8,
+  /**
+   * Decoded pixels per second of video (width x height x frame rate) at most: every frame is decoded before it is
+   * sampled, so this bounds a video's decode work, not its side or length alone. A few hundred bytes of VP8 can
+   * declare 4096x4096 frames at 1000 fps (17 G pixels a second). DCI 4K at 60 fps (and 1080p at 240 fps) pass.
+   * @defaultValue 4096 x 2160 x 60 = 530841600 (MONTAGE_MAX_PIXEL_RATE)
+   */
+  maxPixelRate: 4096 * 2160 * 60,
   /** ffprobe/ffmpeg are SIGKILLed after this. @defaultValue 300000 ms (MONTAGE_MEDIA_TIMEOUT_MS) */
   timeoutMs: 300_000,
 } as const;
@@ -384,6 +404,7 @@ export function mediaLimits(env: Env = {}): MediaLimits {
     maxWidth: side,
     maxHeight: side,
     maxStreams: int(env, 'MONTAGE_MAX_STREAMS', MEDIA_DEFAULTS.maxStreams, 1, 64),
+    maxPixelRate: int(env, 'MONTAGE_MAX_PIXEL_RATE', MEDIA_DEFAULTS.maxPixelRate, 1, Number.MAX_SAFE_INTEGER),
     timeoutMs: int(env, 'MONTAGE_MEDIA_TIMEOUT_MS', MEDIA_DEFAULTS.timeoutMs, 1, 86_400_000),
     allowedContainers: [...MEDIA_ALLOWLISTS.allowedContainers],
     allowedVideoCodecs: [...MEDIA_ALLOWLISTS.allowedVideoCodecs],
@@ -417,6 +438,7 @@ export function loadConfig(env: Env = process.env): Config {
     },
     store: {
       qdrant: qdrantUrl ? { url: qdrantUrl, apiKey: env.QDRANT_API_KEY || undefined } : undefined,
+      retryMs: int(env, 'MONTAGE_STORE_RETRY_MS', 120_000, 0, 86_400_000),
       embedded: {
         dataDir: path.resolve(env.MONTAGE_STORE_DIR || path.join(dataDir, 'store')),
         readConsistencyS: num(env, 'MONTAGE_STORE_READ_CONSISTENCY_S', 1, 0),
@@ -437,6 +459,7 @@ export function loadConfig(env: Env = process.env): Config {
       ingestConcurrency: int(env, 'MONTAGE_INGEST_CONCURRENCY', 1, 1, 64),
       stalledIntervalMs: int(env, 'MONTAGE_STALLED_INTERVAL_MS', 30_000, 50, 3_600_000),
       lockMs: env.MONTAGE_LOCK_MS ? int(env, 'MONTAGE_LOCK_MS', 0, 500, 3_600_000) : undefined,
+      nice: int(env, 'MONTAGE_WORKER_NICE', 10, 0, 19),
     },
     metrics: {
       publishMs: int(env, 'MONTAGE_METRICS_PUBLISH_MS', 5000, 100, 3_600_000),

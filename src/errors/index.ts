@@ -28,6 +28,7 @@ export const ERRORS = {
   VIDEO_TOO_LONG: { status: 422, retry: false, message: 'The video is longer than the limit.' },
   VIDEO_TOO_SHORT: { status: 422, retry: false, message: 'The video is too short to encode.' },
   RESOLUTION_TOO_LARGE: { status: 422, retry: false, message: 'The video resolution is above the limit.' },
+  PIXEL_RATE_TOO_HIGH: { status: 422, retry: false, message: 'The video decodes to more pixels per second than the limit.' },
   TOO_MANY_STREAMS: { status: 422, retry: false, message: 'The file has more streams than allowed.' },
   MEDIA_TIMEOUT: { status: 422, retry: false, message: 'Decoding the file took longer than the limit.' },
   // resources

@@ -161,10 +161,21 @@ export function validateProbe(raw: FfprobeOutput, limits: MediaLimits, sizeBytes
   }
   const { width, height } = checkResolution(video, limits, refuse);
   const durationS = checkDuration(raw, video, limits, refuse);
-  return { durationS, width, height, fps: frameRate(video), container, videoCodec, audioCodec, streams: count, sizeBytes };
+  const fps = frameRate(video);
+  // A decoder bomb: few bytes that decode to a flood of frames (every frame is decoded before it is sampled).
+  if (width * height * fps > limits.maxPixelRate) {
+    throw refuse(
+      'PIXEL_RATE_TOO_HIGH',
+      `${width}x${height} at ${fps.toFixed(1)} fps decodes ${((width * height * fps) / 1e6).toFixed(0)} M pixels a second, above ${(limits.maxPixelRate / 1e6).toFixed(0)} M`,
+    );
+  }
+  return { durationS, width, height, fps, container, videoCodec, audioCodec, streams: count, sizeBytes };
 }
 
-type Refuse = (code: 'CORRUPT_MEDIA' | 'RESOLUTION_TOO_LARGE' | 'VIDEO_TOO_LONG' | 'VIDEO_TOO_SHORT', why: string) => AppError;
+type Refuse = (
+  code: 'CORRUPT_MEDIA' | 'RESOLUTION_TOO_LARGE' | 'VIDEO_TOO_LONG' | 'VIDEO_TOO_SHORT' | 'PIXEL_RATE_TOO_HIGH',
+  why: string,
+) => AppError;
 
 function checkResolution(video: FfprobeStream, limits: MediaLimits, refuse: Refuse) {
   const width = video.width ?? 0;

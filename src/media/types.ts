@@ -11,6 +11,8 @@ export interface MediaLimits {
   maxWidth: number;
   maxHeight: number;
   maxStreams: number;
+  /** Decoded pixels per second (width x height x frame rate) at most. */
+  maxPixelRate: number;
   /** ffprobe's format_name values accepted (comma lists are split); also ffmpeg's `-format_whitelist`. */
   allowedContainers: string[];
   allowedVideoCodecs: string[];

@@ -14,6 +14,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import type { InjectOptions } from 'fastify';
+import { fileInput, hardenedInputArgs } from '../../src/media/limits.ts';
 import { startTestService, type TestService } from '../helpers/service.ts';
 import { lavfiClip } from '../helpers/clips.ts';
 import { multipart } from '../helpers/multipart.ts';
@@ -51,6 +52,8 @@ interface Input {
   /** The code the service must answer with (what the README lists). */
   want: string;
   request: () => Promise<InjectOptions>;
+  /** A file whose probe's peak memory is measured (the service's ffprobe argv, run apart), with its bound in MB. */
+  probeMemory?: { file: () => string; maxMb: number };
 }
 
 const upload = async (data: Buffer, fields: Record<string, string> = { title: 'hostile' }, name = 'clip.mp4'): Promise<InjectOptions> => ({
@@ -63,6 +66,74 @@ const clip = async (name: string, args: string[]) => {
   await ffmpeg([...args, f]);
   return readFile(f);
 };
+
+/**
+ * A decoder bomb in Matroska: one VP8 key frame of 4096x4096 (within the side limit) followed by `frames` copies
+ * of one all-skip inter frame, 1 ms apart: under a megabyte that declares 17 G pixels a second. Every
+ * frame is decoded before the sampler drops it: accepted, it costs ~0.3 s of decoding per second of video here (10x a
+ * 720p clip), 3 minutes for a 10-minute one. Built from a 2-frame libvpx encode, repeated in an IVF file, remuxed to MKV.
+ */
+async function vp8Bomb(name: string, frames: number): Promise<string> {
+  const seed = path.join(work, 'bomb-seed.ivf');
+  await ffmpeg([
+    '-f',
+    'lavfi',
+    '-i',
+    'color=black:size=4096x4096:rate=25',
+    '-frames:v',
+    '2',
+    '-c:v',
+    'libvpx',
+    '-deadline',
+    'realtime',
+    '-cpu-used',
+    '8',
+    '-auto-alt-ref',
+    '0',
+    '-lag-in-frames',
+    '0',
+    seed,
+  ]);
+  const ivf = await readFile(seed);
+  const packets: Buffer[] = [];
+  for (let at = ivf.readUInt16LE(6); at < ivf.length;) {
+    const size = ivf.readUInt32LE(at);
+    packets.push(ivf.subarray(at + 12, at + 12 + size));
+    at += 12 + size;
+  }
+  const [key, inter] = packets as [Buffer, Buffer];
+  const header = Buffer.alloc(32);
+  header.write('DKIF', 0, 'latin1');
+  header.writeUInt16LE(32, 6);
+  header.write('VP80', 8, 'latin1');
+  header.writeUInt16LE(4096, 12);
+  header.writeUInt16LE(4096, 14);
+  header.writeUInt32LE(1000, 16); // time base 1/1000: one frame a millisecond
+  header.writeUInt32LE(1, 20);
+  header.writeUInt32LE(frames + 1, 24);
+  const parts: Buffer[] = [header];
+  for (let i = 0; i <= frames; i++) {
+    const pkt = i === 0 ? key : inter;
+    const h = Buffer.alloc(12);
+    h.writeUInt32LE(pkt.length, 0);
+    h.writeBigUInt64LE(BigInt(i), 4);
+    parts.push(h, pkt);
+  }
+  const bombIvf = path.join(work, 'bomb.ivf');
+  await writeFile(bombIvf, Buffer.concat(parts));
+  const out = path.join(work, name);
+  await ffmpeg(['-i', bombIvf, '-c', 'copy', out]);
+  return out;
+}
+
+/** Peak resident memory, MB, of ffprobe run with the service's hardened argv on `file` (rusage of the child). */
+async function probePeakMb(file: string): Promise<number> {
+  const argv = ['ffprobe', '-v', 'error', ...hardenedInputArgs(svc.config.media.limits), '-show_format', '-show_streams', fileInput(file)];
+  const code =
+    'import resource, subprocess, sys\nsubprocess.run(sys.argv[1:], capture_output=True)\nprint(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)';
+  const { stdout } = await run('/usr/bin/python3', ['-c', code, ...argv]);
+  return Math.round(Number(stdout.trim()) / 1024);
+}
 
 const INPUTS: Input[] = [
   {
@@ -157,6 +228,12 @@ const INPUTS: Input[] = [
       return upload(whole.subarray(0, whole.length >> 1));
     },
   },
+  {
+    name: 'MKV decoder bomb: 4096x4096 VP8 at 1000 fps (3001 frames of 16.8 M pixels in 0.9 MB)',
+    want: 'PIXEL_RATE_TOO_HIGH',
+    request: async () => upload(await readFile(await vp8Bomb('bomb.mkv', 3000)), { title: 'bomb' }, 'bomb.mkv'),
+    probeMemory: { file: () => path.join(work, 'bomb.mkv'), maxMb: 256 },
+  },
   { name: 'empty file', want: 'UPLOAD_MISSING_FILE', request: () => upload(Buffer.alloc(0)) },
   {
     name: 'path-traversal filename (../../etc/cron.d/x.mp4) on a PNG',
@@ -228,6 +305,7 @@ test('every hostile input is refused with its code: no connection, nothing read 
       network_connections: connections - before,
       files_read_outside: read,
       temp_left: left.length,
+      ...(input.probeMemory ? { probe_peak_rss_mb: await probePeakMb(input.probeMemory.file()) } : {}),
     });
   }
   for (const r of results) t.diagnostic(JSON.stringify(r));
@@ -237,6 +315,8 @@ test('every hostile input is refused with its code: no connection, nothing read 
     assert.equal(r.network_connections, 0, `${input.name} opened a connection`);
     if (r.files_read_outside !== null) assert.equal(r.files_read_outside, 0, `${input.name} read the canary outside its own file`);
     assert.equal(r.temp_left, 0, `${input.name} left files`);
+    if (input.probeMemory)
+      assert.ok((r.probe_peak_rss_mb as number) <= input.probeMemory.maxMb, `${input.name}: probe peaked at ${r.probe_peak_rss_mb} MB`);
   }
   assert.equal(Object.prototype.hasOwnProperty.call({}, 'polluted'), false, 'no prototype pollution');
   const health = await svc.app.inject({ method: 'GET', url: '/healthz' });

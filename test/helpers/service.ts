@@ -42,6 +42,9 @@ export async function testEnv(extra: Record<string, string> = {}): Promise<Recor
     MONTAGE_INTRA_OP_THREADS: '2',
     // Tests read right after another process (the worker) writes: strong consistency, not the 1 s default.
     MONTAGE_STORE_READ_CONSISTENCY_S: '0',
+    // Worker processes at the tests' own priority: the lifecycle tests compress lock times to 1.5 s, which a worker
+    // lowered below a busy machine's other work could miss while it runs. bench/load.ts measures the default.
+    MONTAGE_WORKER_NICE: '0',
     LOG_LEVEL: process.env.LOG_LEVEL ?? 'silent',
     ...(process.env.REDIS_URL ? { REDIS_URL: process.env.REDIS_URL } : {}),
     ...extra,

@@ -88,4 +88,8 @@ test('validateProbe refuses with the right code', () => {
   assert.equal(codeOf(probeOf({ format: { duration: undefined } })), 'CORRUPT_MEDIA');
   assert.equal(codeOf(probeOf({ format: { duration: '601' } })), 'VIDEO_TOO_LONG');
   assert.equal(codeOf(probeOf({ format: { duration: '0.2' } })), 'VIDEO_TOO_SHORT');
+  // Pixel rate: 4096x4096 at 1000 fps is a decoder bomb; 4K at 60 and 1080p at 240 are ordinary.
+  assert.equal(codeOf(probeOf({ streams: [{ ...video, width: 4096, height: 4096, r_frame_rate: '1000/1' }] })), 'PIXEL_RATE_TOO_HIGH');
+  assert.equal(codeOf(probeOf({ streams: [{ ...video, width: 3840, height: 2160, avg_frame_rate: '60/1' }] })), 'ok');
+  assert.equal(codeOf(probeOf({ streams: [{ ...video, width: 1920, height: 1080, avg_frame_rate: '240/1' }] })), 'ok');
 });

@@ -1,6 +1,7 @@
 /** GET /healthz (the process answers) and GET /readyz (Redis, store and models checked). */
 import type { FastifyInstance } from 'fastify';
 import type { AppDeps } from '../app.ts';
+import { publicMessage } from '../../errors/index.ts';
 
 export function healthRoutes(deps: AppDeps) {
   let modelsChecked = false;
@@ -9,7 +10,8 @@ export function healthRoutes(deps: AppDeps) {
       await fn();
       return { ok: true };
     } catch (err) {
-      return { ok: false, detail: (err as Error).message };
+      // Why, without server paths (a store's folder, say): the log has those.
+      return { ok: false, detail: publicMessage((err as Error).message) };
     }
   };
   return async (app: FastifyInstance) => {
