@@ -489,13 +489,13 @@ def card_section(variant: dict) -> str:
     def r(x: dict) -> str:
         return f"{x['r1']:.3f} / {x['r5']:.3f} / {x['r10']:.3f}"
 
-    rows = [f"| {k.replace('_', '→')} | {r(f32[k])} | {r(q8[k])} |" for k in q8]
+    rows = [f"| {k.replace('_to_', '→')} | {r(f32[k])} | {r(q8[k])} |" for k in q8]
     cos = ", ".join(f"{t} {c['mean']:.4f} (min {c['min']:.4f})" for t, c in m["cosine_to_float32"].items())
     return "\n".join([
         "", CARD_TITLE, "",
         "`video.int8.onnx`, `audio.int8.onnx`, `text.int8.onnx` (`manifest.json` → `variants.int8`), written by "
         "`cd encoders && /usr/bin/python3 -m montage_encoders.quantize --generation <this folder>`: "
-        + variant["method"], "",
+        + variant["method"] + ".", "",
         f"Cosine of each int8 tower's vectors to float32's on the {m['clips']} held-out clips: {cos}.", "",
         f"Held-out retrieval as served (`compare.py`, {m['clips']} clips, same run), R@1 / R@5 / R@10:", "",
         "| direction | float32 | int8 |", "| --- | --- | --- |", *rows, "",
@@ -539,6 +539,12 @@ def add_variant(generation: str, towers: tuple[str, ...] = CONTENT_TOWERS, clips
     metrics.update({k: q8_row[k] for k in ("heldout", "paraphrase", "text_benchmark")})
     metrics["float32"] = {k: f32_row[k] for k in ("heldout", "paraphrase", "text_benchmark")}
     variant["metrics"] = metrics
+    write_card(generation, manifest)
+    return variant
+
+
+def write_card(generation: str, manifest: dict) -> None:
+    """(Re)writes the model card's int8 section from the manifest and refreshes the sha256 entries."""
     card = os.path.join(generation, "README.md")
     text = open(card).read()
     if CARD_TITLE in text:  # replace the section up to the next one
@@ -546,11 +552,11 @@ def add_variant(generation: str, towers: tuple[str, ...] = CONTENT_TOWERS, clips
         nxt = rest.find("\n## ")
         text = head.rstrip("\n") + "\n" + (rest[nxt:] if nxt >= 0 else "")
     with open(card, "w") as f:
-        f.write(text.rstrip("\n") + "\n" + card_section(variant))
+        f.write(text.rstrip("\n") + "\n" + card_section(manifest["variants"][VARIANT]))
+    files = manifest["files"]
     files["README.md"] = sha256(card)
     manifest["files"] = dict(sorted(files.items()))
-    write_json_atomic(manifest_path, manifest)
-    return variant
+    write_json_atomic(os.path.join(generation, "manifest.json"), manifest)
 
 
 def main(argv: list[str] | None = None) -> None:
