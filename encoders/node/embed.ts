@@ -41,11 +41,10 @@ const manifest = JSON.parse(readFileSync(join(req.generation, 'manifest.json'), 
   variants?: Record<string, { towers: Record<string, { file: string }> }>;
 };
 
-/** The graph a tower runs: the variant's file when one is asked for (which must then have it). */
+/** The graph a tower runs: the variant's file when one is asked for, float32 where the variant lacks the tower (as the service does). */
 function towerFile(tower: string): string {
-  if (!req.variant) return join(req.generation, manifest.towers[tower]!.file);
-  const file = manifest.variants?.[req.variant]?.towers[tower]?.file;
-  if (!file) throw new Error(`${req.generation} has no ${req.variant} variant of the ${tower} tower`);
+  if (req.variant && !manifest.variants?.[req.variant]) throw new Error(`${req.generation} has no ${req.variant} variant`);
+  const file = (req.variant && manifest.variants?.[req.variant]?.towers[tower]?.file) || manifest.towers[tower]!.file;
   return join(req.generation, file);
 }
 const log = pino({ level: 'silent' });

@@ -25,8 +25,8 @@ const quiet = pino({ level: 'silent' });
 /**
  * Smallest cosine of an int8 vector to the float32 vector of the same input (README, configuration).
  * The video tower quantises its 34 convolutions statically and drifts most: on the 600 held-out
- * clips its mean is 0.99 and its worst 0.90; audio and text keep their float front ends and are
- * above 0.999 there.
+ * clips its mean is 0.99 and its worst 0.90; text (dynamic MatMul only) is above 0.999 there; audio
+ * is float32 in the committed variant (an int8 audio graph measured above 0.999 too).
  */
 const MIN_COSINE = { video: 0.9, audio: 0.99, text: 0.99 };
 
@@ -72,11 +72,14 @@ describe('int8 variant of the served generation', { skip }, () => {
     });
   });
 
-  test('the content towers run their int8 graphs, the user and behaviour towers stay float32', () => {
-    for (const t of ['video', 'audio', 'text'] as const) assert.equal(q8.precision(t), 'int8', t);
-    for (const t of ['video', 'audio', 'text'] as const) assert.equal(f32.precision(t), 'float32', t);
-    if (q8.has('user')) assert.equal(q8.precision('user'), 'float32');
-    if (q8.has('behaviour')) assert.equal(q8.precision('behaviour'), 'float32');
+  test('the towers of the variant run int8 (video and text at least), every other tower float32', () => {
+    const int8 = Object.keys(manifest!.variants.int8.towers);
+    assert.ok(int8.includes('video') && int8.includes('text'), `variant towers: ${int8}`);
+    for (const t of ['video', 'audio', 'text', 'user', 'behaviour'] as const) {
+      if (!q8.has(t)) continue;
+      assert.equal(q8.precision(t), int8.includes(t) ? 'int8' : 'float32', t);
+      assert.equal(f32.precision(t), 'float32', t);
+    }
   });
 
   test('int8 vectors are unit-norm and close to float32 on the golden clips, waveforms and captions', async () => {
