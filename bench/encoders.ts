@@ -114,8 +114,9 @@ async function measureAll(dir: string, provider: 'cpu' | 'cuda', precisions: Pre
     for (const batch of [1, 32]) {
       for (const p of precisions) {
         const key = `${p}.batch${batch}`;
-        out.set(key, best(out.get(key), await measure(encoders.get(p)!, batch)));
-        console.log(provider, `round ${r + 1}`, key, out.get(key));
+        const figures = await measure(encoders.get(p)!, batch);
+        out.set(key, best(out.get(key), figures));
+        console.log(provider, `round ${r + 1}`, key, figures);
       }
     }
   }
