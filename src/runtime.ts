@@ -65,6 +65,7 @@ export async function createRuntime(opts: RuntimeOptions): Promise<Runtime> {
   const encoders = await loadEncoders(config.models.generationDir, {
     provider: config.models.provider,
     intraOpThreads: config.models.intraOpThreads,
+    precision: config.models.precision,
     maxBatch: config.models.maxBatch,
     log,
   });

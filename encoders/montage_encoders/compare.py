@@ -2,17 +2,20 @@
 
     cd encoders && python3 -m montage_encoders.compare \\
         --generation generations/mtg-2026.11-cpu --generation generations/mtg-2026.12-cpu \\
-        [--clips 600] [--out ../var/compare.json]
+        [--clips 600] [--variant int8] [--out ../var/compare.json]
 
 For each generation, through its ONNX files and its tokenizer.json in Node (encoders/node/embed.ts:
 @huggingface/transformers + onnxruntime-node, the service's own path):
 - held-out retrieval: the first `--clips` clips of the test split (attribute combinations never
   in training), each rendered at the generation's frame size from t=0 as the trainer's test split
-  is, with its caption worded as in training (`corpus.caption`): text->video and video->text R@1/5/10;
+  is, with its caption worded as in training (`corpus.caption`): text->video and video->text R@1/5/10,
+  text->fused segment, and audio<->video over the clips with sound;
 - paraphrase: the same clips queried with `corpus.paraphrase_caption` (HELDOUT_WORDS only):
   text->video R@1/5/10;
 - the text benchmark (textbench.py); for a generation with an open text tower, also the plain
   mean of its word vectors (read from text.onnx's int8 table).
+With `--variant int8` each generation is measured a second time through the towers of its
+manifest's `variants.int8` (montage_encoders.quantize), same clips and queries, row `<name>+int8`.
 Old generations have no PyTorch weights left, which is why this goes through ONNX.
 """
 from __future__ import annotations
@@ -72,11 +75,12 @@ def fused_segments(specs, video: np.ndarray, audio: np.ndarray) -> np.ndarray:
 
 
 def node_embed(generation: str, texts: dict[str, list[str]], frames: dict[str, np.ndarray] | None = None,
-               waveforms: dict[str, np.ndarray] | None = None) -> dict:
-    """Runs encoders/node/embed.ts (frames through video.onnx, waveforms through audio.onnx);
-    returns name -> (rows, dim) float32."""
+               waveforms: dict[str, np.ndarray] | None = None, variant: str | None = None) -> dict:
+    """Runs encoders/node/embed.ts (frames through video.onnx, waveforms through audio.onnx, or
+    the towers of manifest `variants[variant]`); returns name -> (rows, dim) float32."""
     with tempfile.TemporaryDirectory(prefix="montage-compare-") as tmp:
-        req = {"generation": os.path.abspath(generation), "out": tmp, "texts": texts, "frames": {}, "waveforms": {}}
+        req = {"generation": os.path.abspath(generation), "out": tmp, "texts": texts, "frames": {}, "waveforms": {},
+               **({"variant": variant} if variant else {})}
         for kind, tensors in (("frames", frames), ("waveforms", waveforms)):
             for name, arr in (tensors or {}).items():
                 path = os.path.join(tmp, f"in-{kind}-{name}.f32")
@@ -123,30 +127,51 @@ def word_table(generation: str) -> tuple[np.ndarray, np.ndarray] | None:
     return q * scale, numpy_helper.to_array(inits["tower.centre"]).reshape(-1)
 
 
-def compare(generations: list[str], clips: int = 600) -> dict:
+def embed_heldout(gen: str, clips: int, variant: str | None = None) -> tuple[dict, dict]:
+    """(manifest, embeddings) of the held-out clips, captions, paraphrases and text benchmark,
+    through the generation's float32 towers or those of `variant`."""
+    manifest = json.load(open(os.path.join(gen, "manifest.json")))
+    seed = manifest.get("training", {}).get("config", {}).get("corpus_seed", 1234)
+    specs, captions, paraphrases = heldout_queries(clips, seed)
+    emb = node_embed(gen, {"heldout": captions, "paraphrase": paraphrases, "bench": bench_texts()},
+                     {"video": render(specs, manifest)}, {"audio": render_audio(specs, manifest)}, variant)
+    emb["_specs"], emb["_captions"], emb["_paraphrases"] = specs, captions, paraphrases
+    return manifest, emb
+
+
+def score(gen: str, emb: dict) -> dict:
+    """The comparison row of one generation (or variant) from embed_heldout's vectors."""
+    specs, texts = emb["_specs"], bench_texts()
+    v, a = emb["video"], emb["audio"]
+    fused = fused_segments(specs, v, a)
+    sound = np.array([not s.silent for s in specs])  # silent clips have no audio vector in the service
+    row = {"heldout": {"text_to_video": _recall(emb["heldout"], v), "video_to_text": _recall(v, emb["heldout"]),
+                       "text_to_fused": _recall(emb["heldout"], fused),
+                       "audio_to_video": _recall(a[sound], v[sound]), "video_to_audio": _recall(v[sound], a[sound])},
+           "paraphrase": {"text_to_video": _recall(emb["paraphrase"], v),
+                          "text_to_fused": _recall(emb["paraphrase"], fused)},
+           "text_benchmark": {"tower": textbench.score(lookup_encoder(texts, emb["bench"]))},
+           "example": {"caption": emb["_captions"][0], "paraphrase": emb["_paraphrases"][0]}}
+    table = word_table(gen)
+    if table is not None:
+        tok = load_tokenizer(gen)
+        row["text_benchmark"]["mean_word_vectors"] = textbench.score(
+            textbench.mean_vector_encoder(tok, table[0], table[1]))
+    return row
+
+
+def compare(generations: list[str], clips: int = 600, variant: str | None = None) -> dict:
     out: dict = {"clips": clips, "generations": {}}
     for gen in generations:
-        manifest = json.load(open(os.path.join(gen, "manifest.json")))
-        seed = manifest.get("training", {}).get("config", {}).get("corpus_seed", 1234)
-        specs, captions, paraphrases = heldout_queries(clips, seed)
-        texts = bench_texts()
-        emb = node_embed(gen, {"heldout": captions, "paraphrase": paraphrases, "bench": texts},
-                         {"video": render(specs, manifest)}, {"audio": render_audio(specs, manifest)})
-        v = emb["video"]
-        fused = fused_segments(specs, v, emb["audio"])
-        row = {"heldout": {"text_to_video": _recall(emb["heldout"], v), "video_to_text": _recall(v, emb["heldout"]),
-                           "text_to_fused": _recall(emb["heldout"], fused)},
-               "paraphrase": {"text_to_video": _recall(emb["paraphrase"], v),
-                              "text_to_fused": _recall(emb["paraphrase"], fused)},
-               "text_benchmark": {"tower": textbench.score(lookup_encoder(texts, emb["bench"]))},
-               "example": {"caption": captions[0], "paraphrase": paraphrases[0]}}
-        table = word_table(gen)
-        if table is not None:
-            tok = load_tokenizer(gen)
-            row["text_benchmark"]["mean_word_vectors"] = textbench.score(
-                textbench.mean_vector_encoder(tok, table[0], table[1]))
+        manifest, emb = embed_heldout(gen, clips)
+        row = score(gen, emb)
         out["generations"][manifest["generation"]] = row
         print(json.dumps({manifest["generation"]: row}), flush=True)
+        if variant:
+            _, emb = embed_heldout(gen, clips, variant)
+            row = score(gen, emb)
+            out["generations"][f"{manifest['generation']}+{variant}"] = row
+            print(json.dumps({f"{manifest['generation']}+{variant}": row}), flush=True)
     return out
 
 
@@ -154,9 +179,10 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--generation", action="append", required=True)
     ap.add_argument("--clips", type=int, default=600)
+    ap.add_argument("--variant", default=None, help="also measure each generation's variant (e.g. int8)")
     ap.add_argument("--out", default=None)
     args = ap.parse_args(argv)
-    result = compare(args.generation, args.clips)
+    result = compare(args.generation, args.clips, args.variant)
     if args.out:
         with open(args.out, "w") as f:
             json.dump(result, f, indent=1)

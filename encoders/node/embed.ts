@@ -5,7 +5,7 @@
  *
  *   node encoders/node/embed.ts REQUEST.json
  *
- * REQUEST: {"generation": DIR, "out": DIR, "texts": {"name": [strings]},
+ * REQUEST: {"generation": DIR, "out": DIR, "texts": {"name": [strings]}, "variant"?: "int8",
  *           "frames": {"name": {"file": F32 (B, T, 3, S, S) little-endian, "shape": [...]}},
  *           "waveforms": {"name": {"file": F32 (B, samples) little-endian, "shape": [...]}}}
  * Writes OUT/<name>.f32 (rows of dim floats) and OUT/done.json {name: [rows, dim]}.
@@ -23,6 +23,8 @@ interface Request {
   texts?: Record<string, string[]>;
   frames?: Record<string, { file: string; shape: number[] }>;
   waveforms?: Record<string, { file: string; shape: number[] }>;
+  /** A variant of the manifest (`variants.<name>`, e.g. int8): its tower files instead of the float32 ones. */
+  variant?: string;
 }
 
 interface TowerSpec {
@@ -36,7 +38,15 @@ const req = JSON.parse(readFileSync(process.argv[2]!, 'utf8')) as Request;
 const manifest = JSON.parse(readFileSync(join(req.generation, 'manifest.json'), 'utf8')) as {
   towers: Record<string, TowerSpec>;
   preprocessing: { text: { max_length: number } };
+  variants?: Record<string, { towers: Record<string, { file: string }> }>;
 };
+
+/** The graph a tower runs: the variant's file when one is asked for, float32 where the variant lacks the tower (as the service does). */
+function towerFile(tower: string): string {
+  if (req.variant && !manifest.variants?.[req.variant]) throw new Error(`${req.generation} has no ${req.variant} variant`);
+  const file = (req.variant && manifest.variants?.[req.variant]?.towers[tower]?.file) || manifest.towers[tower]!.file;
+  return join(req.generation, file);
+}
 const log = pino({ level: 'silent' });
 const opts = { provider: 'cpu' as const, intraOpThreads: Number(process.env.OMP_NUM_THREADS ?? 1) };
 const done: Record<string, [number, number]> = {};
@@ -53,7 +63,7 @@ if (req.texts) {
   const spec = manifest.towers.text!;
   const maxLength = manifest.preprocessing.text.max_length;
   const tok = await loadTokenizer(req.generation, maxLength);
-  const tower = lazyTower(join(req.generation, spec.file), Object.keys(spec.inputs), spec.output.name, opts, log);
+  const tower = lazyTower(towerFile('text'), Object.keys(spec.inputs), spec.output.name, opts, log);
   for (const [name, texts] of Object.entries(req.texts)) {
     const rows: Float32Array[] = [];
     for (let lo = 0; lo < texts.length; lo += BATCH) {
@@ -74,7 +84,7 @@ if (req.texts) {
 async function embedTensors(tensors: Record<string, { file: string; shape: number[] }>, towerName: 'video' | 'audio'): Promise<void> {
   const spec = manifest.towers[towerName]!;
   const input = Object.keys(spec.inputs)[0]!;
-  const tower = lazyTower(join(req.generation, spec.file), [input], spec.output.name, opts, log);
+  const tower = lazyTower(towerFile(towerName), [input], spec.output.name, opts, log);
   for (const [name, f] of Object.entries(tensors)) {
     const bytes = readFileSync(f.file);
     const all = new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength >> 2);

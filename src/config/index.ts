@@ -46,6 +46,11 @@ export interface Config {
     provider: 'auto' | 'cpu' | 'cuda' | 'webgpu';
     /** @defaultValue 0 = let ONNX Runtime choose (MONTAGE_INTRA_OP_THREADS) */
     intraOpThreads: number;
+    /**
+     * Tower encoding: 'int8' runs the generation's `variants.int8` graphs (float32 for any tower it lacks).
+     * @defaultValue 'float32' (MONTAGE_MODEL_PRECISION)
+     */
+    precision: 'float32' | 'int8';
     /** @defaultValue 32 (MONTAGE_MAX_BATCH) */
     maxBatch: number;
   };
@@ -448,6 +453,7 @@ export function loadConfig(env: Env = process.env): Config {
       generationDir,
       provider: oneOf(env, 'MONTAGE_EXECUTION_PROVIDER', 'auto', ['auto', 'cpu', 'cuda', 'webgpu'] as const),
       intraOpThreads: int(env, 'MONTAGE_INTRA_OP_THREADS', 0, 0, 256),
+      precision: oneOf(env, 'MONTAGE_MODEL_PRECISION', 'float32', ['float32', 'int8'] as const),
       maxBatch: int(env, 'MONTAGE_MAX_BATCH', 32, 1, 4096),
     },
     media: {

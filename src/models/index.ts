@@ -7,20 +7,27 @@ import { join } from 'node:path';
 import { AppError } from '../errors/index.ts';
 import type { Logger } from '../log.ts';
 import { inBatches, packUsers } from './batch.ts';
-import { loadManifest, type TowerSpec, type VerifiedGeneration } from './manifest.ts';
+import { loadManifest, type Precision, type TowerSpec, type VerifiedGeneration } from './manifest.ts';
 import { lazyTower, type RuntimeOptions, type Tower } from './onnx.ts';
 import { audioToTensor, channelTables, framesToTensor, imageToSegment } from './preprocess.ts';
 import { loadTokenizer, type TextTokenizer } from './tokenizer.ts';
 import type { Encoders, FrameSegment, GenerationInfo, TowerName, UserHistory } from './types.ts';
 
 export { loadManifest, imageToSegment };
-export type { VerifiedGeneration, RuntimeOptions };
+export type { VerifiedGeneration, RuntimeOptions, Precision };
 export type { Provider } from './onnx.ts';
 export { resolveProvider, supportedBackends } from './onnx.ts';
 
 export interface EncoderOptions extends RuntimeOptions {
   /** Most rows sent to ONNX Runtime in one run; longer inputs are split. @defaultValue 32 */
   maxBatch?: number;
+  /**
+   * Which encoding of the towers to run: `int8` takes each tower's file from the manifest's
+   * `variants.int8` (montage_encoders.quantize) and keeps float32 for a tower the variant lacks
+   * (the user and behaviour towers are never quantised); the vectors stay in the same space.
+   * @defaultValue 'float32'
+   */
+  precision?: Precision;
   /** Where a provider fallback is reported (the service logger; tests pass a silent one). */
   log: Logger;
 }
@@ -30,17 +37,34 @@ export interface LoadedEncoders extends Encoders {
   readonly manifest: VerifiedGeneration;
   /** Execution provider a tower's session runs on, or null while it is not opened yet. */
   provider(tower: TowerName): string | null;
+  /** The encoding each tower runs in (float32 unless the configured variant has the tower). */
+  precision(tower: TowerName): Precision;
   /** Image files (JPEG, PNG, WebP...) as motionless segments through the video tower: image queries. */
   encodeImages(images: Uint8Array[]): Promise<Float32Array[]>;
 }
 
-function openTowers(gen: VerifiedGeneration, opts: RuntimeOptions, log: Logger): Partial<Record<TowerName, Tower>> {
+/** The precision each tower runs in: the requested one where the generation has that variant of it. */
+function towerPrecisions(gen: VerifiedGeneration, wanted: Precision, log: Logger): Partial<Record<TowerName, Precision>> {
+  const variant = wanted === 'float32' ? undefined : gen.variants[wanted];
+  if (wanted !== 'float32' && !variant) {
+    log.warn({ generation: gen.info.name, precision: wanted }, `generation has no ${wanted} variant, running float32`);
+  }
+  return Object.fromEntries(gen.info.towers.map((name) => [name, variant?.[name] ? wanted : 'float32']));
+}
+
+function openTowers(
+  gen: VerifiedGeneration,
+  precisions: Partial<Record<TowerName, Precision>>,
+  opts: RuntimeOptions,
+  log: Logger,
+): Partial<Record<TowerName, Tower>> {
   const entries = Object.entries(gen.towers) as [TowerName, TowerSpec][];
   return Object.fromEntries(
-    entries.map(([name, spec]) => [
-      name,
-      lazyTower(join(gen.dir, spec.file), Object.keys(spec.inputs), spec.output.name, opts, log.child({ tower: name })),
-    ]),
+    entries.map(([name, spec]) => {
+      const p = precisions[name]!;
+      const file = p === 'float32' ? spec.file : gen.variants[p]![name]!;
+      return [name, lazyTower(join(gen.dir, file), Object.keys(spec.inputs), spec.output.name, opts, log.child({ tower: name }))];
+    }),
   );
 }
 
@@ -59,14 +83,21 @@ class OnnxEncoders implements LoadedEncoders {
   readonly generation: GenerationInfo;
   readonly manifest: VerifiedGeneration;
   readonly #towers: Partial<Record<TowerName, Tower>>;
+  readonly #precisions: Partial<Record<TowerName, Precision>>;
   readonly #maxBatch: number;
   readonly #tables: Float32Array[];
   #tokenizer: Promise<TextTokenizer> | undefined;
 
-  constructor(gen: VerifiedGeneration, towers: Partial<Record<TowerName, Tower>>, maxBatch: number) {
+  constructor(
+    gen: VerifiedGeneration,
+    towers: Partial<Record<TowerName, Tower>>,
+    precisions: Partial<Record<TowerName, Precision>>,
+    maxBatch: number,
+  ) {
     this.manifest = gen;
     this.generation = gen.info;
     this.#towers = towers;
+    this.#precisions = precisions;
     this.#maxBatch = maxBatch;
     this.#tables = channelTables(gen.info.preprocessing.video);
   }
@@ -77,6 +108,10 @@ class OnnxEncoders implements LoadedEncoders {
 
   provider(name: TowerName): string | null {
     return this.#towers[name]?.provider() ?? null;
+  }
+
+  precision(name: TowerName): Precision {
+    return this.#precisions[name] ?? 'float32';
   }
 
   #tower(name: TowerName): Tower {
@@ -169,5 +204,6 @@ class OnnxEncoders implements LoadedEncoders {
  */
 export async function loadEncoders(dir: string, opts: EncoderOptions): Promise<LoadedEncoders> {
   const gen = await loadManifest(dir);
-  return new OnnxEncoders(gen, openTowers(gen, opts, opts.log), opts.maxBatch ?? 32);
+  const precisions = towerPrecisions(gen, opts.precision ?? 'float32', opts.log);
+  return new OnnxEncoders(gen, openTowers(gen, precisions, opts, opts.log), precisions, opts.maxBatch ?? 32);
 }

@@ -28,11 +28,16 @@ export interface TowerSpec {
   output: { name: string; shape: (number | string)[] };
 }
 
+/** Encodings of a generation's towers other than float32; same inputs, output and space. */
+export type Precision = 'float32' | 'int8';
+
 export interface VerifiedGeneration {
   /** Absolute path of the generation folder. */
   dir: string;
   info: GenerationInfo;
   towers: Partial<Record<TowerName, TowerSpec>>;
+  /** Per variant (int8), the graph file of each tower it has, relative to the folder; verified like the rest. */
+  variants: Partial<Record<Exclude<Precision, 'float32'>, Partial<Record<TowerName, string>>>>;
   /** The manifest as read, for fields the service only reports (training, metrics). */
   raw: Record<string, unknown>;
 }
@@ -169,6 +174,24 @@ function checkTower(name: TowerName, spec: TowerSpec, info: GenerationInfo, file
   }
 }
 
+/** A variant's tower must replace a tower the generation has, with a file whose sha256 is listed. */
+function readVariants(raw: Record<string, unknown>, files: Record<string, string>): VerifiedGeneration['variants'] {
+  const variants = (raw.variants ?? {}) as Record<string, { towers: Partial<Record<TowerName, { file: string }>> }>;
+  const towers = raw.towers as Record<string, unknown>;
+  const out: VerifiedGeneration['variants'] = {};
+  for (const [name, variant] of Object.entries(variants) as [Exclude<Precision, 'float32'>, (typeof variants)[string]][]) {
+    const entry: Partial<Record<TowerName, string>> = {};
+    for (const [tower, spec] of Object.entries(variant.towers) as [TowerName, { file: string }][]) {
+      const field = `variants.${name}.towers.${tower}.file`;
+      if (!(tower in towers)) throw invalid(`${field}: the generation has no ${tower} tower`, field);
+      if (!(spec.file in files)) throw invalid(`${field} ${spec.file} is not listed in manifest.files`, field);
+      entry[tower] = spec.file;
+    }
+    out[name] = entry;
+  }
+  return out;
+}
+
 function toInfo(m: Record<string, unknown>): GenerationInfo {
   const towers = Object.keys(m.towers as object) as TowerName[];
   return {
@@ -199,6 +222,7 @@ export async function loadManifest(dir: string): Promise<VerifiedGeneration> {
   if (towers.text && !(info.preprocessing.text.tokenizer in files)) {
     throw invalid(`tokenizer ${info.preprocessing.text.tokenizer} is not listed in manifest.files`, 'preprocessing.text.tokenizer');
   }
+  const variants = readVariants(raw, files);
   await verifyFiles(abs, files);
-  return { dir: abs, info, towers, raw };
+  return { dir: abs, info, towers, variants, raw };
 }
