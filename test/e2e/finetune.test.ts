@@ -182,6 +182,8 @@ test('the fine-tune starts from the served generation and exports a generation t
   console.log(JSON.stringify({ content: fm.content, behaviour: { previous: fm.behaviour.previous, new: fm.behaviour.new } }));
   const fixed = fm.content.training.fixed_batch_loss;
   assert.ok(fixed.after < fixed.before, `the steps learnt: loss on a fixed batch ${fixed.before} -> ${fixed.after}`);
+  const titles = (side: string) => fm.content[side].catalogue_trained_titles_to_video.r1;
+  assert.ok(titles('new') > titles('previous'), `the catalogue's titles were learnt: R@1 ${titles('previous')} -> ${titles('new')}`);
   // the forgetting guard: what the base knew (procedural held-out) stays within a margin after fine-tuning
   const proc = (side: string) => fm.content[side].procedural_text_to_video.r10;
   assert.ok(proc('new') >= proc('previous') - 0.1, `procedural R@10 ${proc('previous')} -> ${proc('new')}`);
