@@ -72,6 +72,7 @@ class FinetuneConfig:
     heldout: float = 0.2
     procedural_test: int = 200
     max_segments: int = 8  # per video, as exported
+    forget_margin: float = 0.05  # most the procedural held-out text->video R@10 may drop before the card warns
     behaviour_lr: float = 5e-4
     behaviour_epochs: int = 20
     behaviour_budget_s: float = 120.0
@@ -344,6 +345,13 @@ def write_text(folder: str, cfg, text, tok) -> None:
         json.dump(golden, f, indent=1)
 
 
+def forgetting_check(previous: dict, new: dict, margin: float) -> dict:
+    """What the base knew, kept? The procedural held-out text->video R@10 may drop by `margin` at most."""
+    p, n = previous["procedural_text_to_video"]["r10"], new["procedural_text_to_video"]["r10"]
+    return {"metric": "procedural_text_to_video.r10", "previous": p, "new": n, "margin": margin,
+            "within_margin": bool(n >= p - margin)}
+
+
 def _row(r: dict | None) -> str:
     return " / ".join(f"{r[k]:.3f}" for k in ("r1", "r5", "r10")) if r else "-"
 
@@ -382,7 +390,12 @@ def model_card(name: str, base_name: str, ft: FinetuneConfig, fm: dict, command:
         for key in ("test_hr_at_10", "test_ndcg_at_10"):
             lines.append(f"| behaviour {key.replace('test_', '').replace('_at_', '@')} | {b['previous'][key]:.3f} | "
                          f"{b['new'][key]:.3f} |")
-    lines += ["", "Switch only when the new column is not worse on what matters to the platform; the procedural "
+    f = fm["forgetting"]
+    lines += ["", f"Forgetting check: procedural held-out text→video R@10 {f['previous']:.3f} → {f['new']:.3f}, allowed "
+              f"drop {f['margin']}: " + ("**within the margin**." if f["within_margin"] else
+                                         "**OUTSIDE the margin: the fine-tune forgot what the base knew; do not switch "
+                                         "without a reason** (raise `replay` or `l2sp`, lower `lr` or `steps`)."),
+              "", "Switch only when the new column is not worse on what matters to the platform; the procedural "
               "row says how much of the base's training was kept.", ""]
     return "\n".join(lines)
 
@@ -419,6 +432,8 @@ def finetune(data_dir: str, base: str, name: str, dest: str, ft: FinetuneConfig,
           "content": {"previous": previous, "new": new, "training": text_training},
           "protocol": "previous = the base's weights, new = the fine-tuned ones, measured by the same code on the "
                       "same held-out split"}
+    fm["forgetting"] = forgetting_check(previous, new, ft.forget_margin)
+    log(f"forgetting: {json.dumps(fm['forgetting'])}")
     if beh:
         fm["behaviour"] = {k: beh[k] for k in ("previous", "new", "training")}
     with open(os.path.join(folder, "README.md"), "w") as f:
