@@ -221,9 +221,10 @@ export async function exportTraining(deps: ExportDeps, opts: ExportOptions): Pro
   const vectors = new JsonlWriter(path.join(dir, 'vectors.jsonl'));
   const exported = new Set<string>();
   let budgetSpent = false;
-  for (let offset = 0; summary.videos < total; offset += PAGE) {
+  for (let offset = 0; summary.videos < total;) {
     const ids = await deps.catalog.readyPage(offset, Math.min(PAGE, total - summary.videos));
     if (ids.length === 0) break;
+    offset += ids.length;
     const [recs, hits] = await Promise.all([deps.catalog.getMany(ids), deps.store.getItems(ids, true)]);
     for (let i = 0; i < ids.length; i++) {
       const rec = recs[i];
