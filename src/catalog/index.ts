@@ -125,4 +125,13 @@ export class Catalog {
   async newest(n: number): Promise<string[]> {
     return this.#redis.zrevrange(this.#freshKey, '0', String(n - 1));
   }
+
+  /** Ready videos, oldest upload first, `count` from position `offset` (a page of the whole catalogue). */
+  async readyPage(offset: number, count: number): Promise<string[]> {
+    return this.#redis.zrange(this.#freshKey, String(offset), String(offset + count - 1));
+  }
+
+  async readyCount(): Promise<number> {
+    return this.#redis.zcard(this.#freshKey);
+  }
 }

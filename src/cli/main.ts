@@ -13,6 +13,8 @@ import { admitVideo, videoService } from '../videos/service.ts';
 import { isAppError } from '../errors/index.ts';
 import { loadConfig } from '../config/index.ts';
 import { createLogger } from '../log.ts';
+import { bar } from './progress.ts';
+import { exportTrainingCommand } from './export-training.ts';
 
 const USAGE = `usage: montage <command>
   serve                 the HTTP API (MONTAGE_HOST:MONTAGE_PORT)
@@ -20,7 +22,9 @@ const USAGE = `usage: montage <command>
   start                 API and worker in one process (a single machine)
   ingest <file|dir>...  backfill files or folders through the ingest flow, with a progress bar
                         [--tags a,b] [--no-worker: only enqueue, a running worker does the work]
-  status                generation, store, queue counts`;
+  status                generation, store, queue counts
+  export-training <dir> frames, audio, captions, vectors and events for the trainers, resumable
+                        [--max-videos N] [--max-bytes B] [--max-segments S per video, default 8]`;
 
 /**
  * SIGTERM/SIGINT: stop taking work, drain, close in order; a second signal exits at once. Installed before the
@@ -93,11 +97,6 @@ async function listVideos(inputs: string[]): Promise<string[]> {
     } else out.push(p);
   }
   return out;
-}
-
-function bar(done: number, total: number, failed: number, width = 30): string {
-  const n = total ? Math.round((done / total) * width) : width;
-  return `[${'#'.repeat(n)}${'.'.repeat(width - n)}] ${done}/${total} done, ${failed} failed`;
 }
 
 async function ingest(args: string[]): Promise<number> {
@@ -180,6 +179,8 @@ async function main(argv: string[]): Promise<number> {
     case 'status':
       await status();
       return 0;
+    case 'export-training':
+      return exportTrainingCommand(rest);
     default:
       process.stderr.write(`${USAGE}\n`);
       return cmd === undefined || cmd === 'help' || cmd === '--help' ? 0 : 2;

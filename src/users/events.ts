@@ -192,6 +192,17 @@ export class EventLog {
     return [...new Set([...engagedIds, ...skipped])];
   }
 
+  /**
+   * A page of the durable log, oldest first: up to `count` events after stream id `after` ('-' for the start), and
+   * the id to pass next (null at the end). The log keeps about the newest million events (XADD MAXLEN).
+   */
+  async page(after: string, count: number): Promise<{ events: BehaviourEvent[]; next: string | null }> {
+    const start = after === '-' ? '-' : `(${after}`;
+    const rows = await this.#redis.xrange(this.streamKey, start, '+', 'COUNT', count);
+    const events = rows.map(([, fields]) => JSON.parse(fields[fields.indexOf('e') + 1]!) as BehaviourEvent);
+    return { events, next: rows.length === count ? rows[rows.length - 1]![0] : null };
+  }
+
   async popular(n: number): Promise<string[]> {
     return this.#redis.zrevrange(this.popularKey, '0', String(n - 1));
   }
