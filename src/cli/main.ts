@@ -12,6 +12,7 @@ import { admitVideo, videoService } from '../videos/service.ts';
 import { isAppError } from '../errors/index.ts';
 import { loadConfig } from '../config/index.ts';
 import { createLogger } from '../log.ts';
+import { GENERATION_USAGE, generationCli, generationStatus } from './generation.ts';
 
 const USAGE = `usage: montage <command>
   serve                 the HTTP API (MONTAGE_HOST:MONTAGE_PORT)
@@ -19,7 +20,8 @@ const USAGE = `usage: montage <command>
   start                 API and worker in one process (a single machine)
   ingest <file|dir>...  backfill files or folders through the ingest flow, with a progress bar
                         [--tags a,b] [--no-worker: only enqueue, a running worker does the work]
-  status                generation, store, queue counts`;
+  status                generation, store, queue counts, drift and staleness
+${GENERATION_USAGE}`;
 
 /**
  * SIGTERM/SIGINT: stop taking work, drain, close in order; a second signal exits at once. Installed before the
@@ -155,6 +157,7 @@ async function status(): Promise<void> {
     aliases: await rt.store.aliases(),
     items: await rt.store.countItems(),
     ingestJobs: counts.ingest,
+    generations: await generationStatus(rt),
   };
   process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
   await rt.close();
@@ -177,6 +180,8 @@ async function main(argv: string[]): Promise<number> {
     case 'status':
       await status();
       return 0;
+    case 'generation':
+      return generationCli(rest);
     default:
       process.stderr.write(`${USAGE}\n`);
       return cmd === undefined || cmd === 'help' || cmd === '--help' ? 0 : 2;
