@@ -27,7 +27,6 @@ import type {
   SegmentPoint,
   StoreGeneration,
   UserPoint,
-  VectorStore,
 } from '../store/types.ts';
 import type { VerifiedGeneration } from '../models/manifest.ts';
 import type { GenerationState } from './state.ts';
@@ -134,19 +133,30 @@ export class GenerationRouter {
     if (!force && Date.now() - this.#readAt < this.#o.refreshMs) return;
     this.#refreshing ??= (async () => {
       try {
-        const aliases = await this.#o.admin.aliases();
-        const served = aliases.items?.name ?? this.#o.boot.generation.name;
-        const secondary = await this.#o.state.secondary();
-        await this.ensure(served);
-        if (secondary && secondary !== served) await this.ensure(secondary);
-        this.#served = served;
-        this.#secondary = secondary && secondary !== served ? secondary : null;
+        await this.#read();
+      } catch (err) {
+        // At boot (forced) a generation that cannot load is fatal; later, the last good read keeps serving (a
+        // request must not fail because a switch named a generation this process cannot find), loudly.
+        if (force) throw err;
         this.#readAt = Date.now();
+        this.#o.log.error({ err }, 'reading the served generation failed; answering from the last one read');
       } finally {
         this.#refreshing = null;
       }
     })();
     await this.#refreshing;
+  }
+
+  /** Reads the aliases and the secondary, loads both generations, then swaps them in. */
+  async #read(): Promise<void> {
+    const aliases = await this.#o.admin.aliases();
+    const served = aliases.items?.name ?? this.#o.boot.generation.name;
+    const secondary = await this.#o.state.secondary();
+    await this.ensure(served);
+    if (secondary && secondary !== served) await this.ensure(secondary);
+    this.#served = served;
+    this.#secondary = secondary && secondary !== served ? secondary : null;
+    this.#readAt = Date.now();
   }
 
   /** Loads a generation (its encoders, its pinned store) once; later calls share the load. */
