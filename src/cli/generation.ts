@@ -59,10 +59,19 @@ export async function generationStatus(rt: Runtime): Promise<Record<string, unkn
   };
 }
 
+/** A generation with its own towers (its folder in MONTAGE_GENERATIONS_DIR, or the configured one), loaded. */
+async function loaded(rt: Runtime, gen: string) {
+  const pair = await rt.generations.ensure(gen);
+  if (pair.encoders.generation.name !== gen) {
+    throw new AppError('CONFIG_INVALID', `no folder for generation ${gen} in ${rt.config.models.generationsDir}: import it first`);
+  }
+  return pair;
+}
+
 async function backfill(rt: Runtime, gen: string, opts: { detach: boolean; worker: boolean }): Promise<number> {
   await rt.generations.refresh(true);
   if (gen === rt.generations.served) throw new AppError('INVALID_FIELD', `${gen} is the served generation already`);
-  await rt.generations.ensure(gen); // loads and verifies it, creates its collections
+  await loaded(rt, gen); // loads and verifies it, creates its collections
   await rt.generationState.setSecondary(gen);
   const videos = await rt.catalog.allReady();
   await rt.generationState.startBackfill(gen, videos.length);
@@ -118,7 +127,7 @@ async function switchTo(rt: Runtime, gen: string, force: boolean): Promise<Recor
       `generation ${gen} has no finished backfill (${s?.generation === gen ? `${s.remaining} of ${s.total} videos left` : 'none run'}); --force to switch anyway`,
     );
   }
-  const { encoders } = await rt.generations.ensure(gen);
+  const { encoders } = await loaded(rt, gen);
   await rt.generations.store.pointAliases({ name: gen, dim: encoders.generation.dim });
   await rt.generationState.setSecondary(from);
   await rt.webhooks.noteGeneration(gen).catch(() => false);

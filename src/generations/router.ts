@@ -12,6 +12,7 @@
  * generation; the rest of the service keeps its one-encoder, one-store shape.
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { AppError } from '../errors/index.ts';
 import type { Logger } from '../log.ts';
@@ -175,8 +176,19 @@ export class GenerationRouter {
 
   async #load(name: string): Promise<GenerationPair> {
     const boot = this.#o.boot;
-    const encoders = name === boot.generation.name ? boot : await this.#o.load(generationDir(this.#o.generationsDir, name));
-    if (encoders.generation.name !== name) {
+    const dir = generationDir(this.#o.generationsDir, name);
+    // Collections whose generation has no folder here (written by a benchmark, or by a generation since removed) are
+    // read with the boot generation's towers, as before generations could be switched; the store still refuses
+    // them if their dimension differs.
+    const foreign = name !== boot.generation.name && !existsSync(path.join(dir, 'manifest.json'));
+    if (foreign) {
+      this.#o.log.warn(
+        { generation: name, towers: boot.generation.name, generationsDir: this.#o.generationsDir },
+        'no folder for the generation: its collections are read with the boot towers',
+      );
+    }
+    const encoders = name === boot.generation.name || foreign ? boot : await this.#o.load(dir);
+    if (!foreign && encoders.generation.name !== name) {
       throw new AppError('GENERATION_MISMATCH', `the folder of generation ${name} holds ${encoders.generation.name}`);
     }
     const store = await this.#o.newStore();

@@ -18,6 +18,7 @@ import { startTestService, waitForJob, type TestService } from '../helpers/servi
 import { corpusClip } from '../helpers/clips.ts';
 import { multipart } from '../helpers/multipart.ts';
 import { ROOT } from '../helpers/generation.ts';
+import { loadManifest } from '../../src/models/manifest.ts';
 
 const run = promisify(execFile);
 const OLD = 'mtg-2026.12-cpu'; // the default, served first
@@ -191,4 +192,16 @@ test('import, backfill with search answering throughout, switch, rollback', { ti
   const rec2 = await recommend('u1');
   assert.equal(rec2.generation, OLD);
   assert.equal(rec2.source, 'personal');
+
+  // a drift reference for the imported generation from its stored items; the folder still verifies
+  const ref = await cli('reference', NEW, '--items', '10');
+  assert.deepEqual(ref.items, { video: 5, audio: 5, text: 5 });
+  await loadManifest(path.join(gensDir, NEW));
+  const drift = (await cli('drift', NEW)) as { generation: string; reference: { source: string } | null; stale: boolean };
+  assert.equal(drift.generation, NEW);
+  assert.equal(drift.reference?.source, 'export');
+  // the served generation's staleness is a metric
+  const metrics = await svc.app.inject('/metrics');
+  assert.match(metrics.body, new RegExp(`montage_generation_stale\\{generation="${OLD}"\\} [01]`));
+  assert.match(metrics.body, new RegExp(`montage_generation_new_items_per_day\\{generation="${OLD}"\\} \\d`));
 });
