@@ -140,6 +140,9 @@ test('import, backfill with search answering throughout, switch, rollback', { ti
   assert.equal(imported.ok, true, JSON.stringify(imported.problems));
   assert.equal(imported.dest, path.join(gensDir, NEW));
 
+  // no switch to a generation whose collections are not filled
+  await assert.rejects(cli('switch', NEW), (err: { stderr?: string }) => /no finished backfill/.test(err.stderr ?? ''));
+
   // backfill in the background while searching: every request answers, from the served generation only
   const started = await cli('backfill', NEW, '--detach');
   assert.equal(started.generation, NEW);
