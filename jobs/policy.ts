@@ -80,6 +80,20 @@ export const JOB_POLICY = {
     keepCompleted: { age: 86_400, count: 10_000 },
     keepFailed: { age: 7 * 86_400, count: 10_000 },
   },
+  // One video re-embedded into a new generation's collections (jobs/backfill.ts): an ingest without its record
+  // updates, so the ingest's bounds; one at a time per worker, so a backfill never starves the uploads that keep
+  // arriving (which have their own queue and concurrency).
+  backfill: {
+    queue: 'backfill',
+    attempts: 3,
+    backoffMs: 2_000,
+    timeoutMs: 30 * 60_000,
+    concurrency: 1,
+    lockMs: 60_000,
+    maxStalledCount: 2,
+    keepCompleted: { age: 7 * 86_400, count: 100_000 },
+    keepFailed: { age: 30 * 86_400, count: 100_000 },
+  },
 } as const satisfies Record<string, JobPolicy>;
 
 export type JobType = keyof typeof JOB_POLICY;

@@ -20,7 +20,10 @@ import { BullJobQueue, connect, pingRedis, redisReady } from '../jobs/queues.ts'
 import { makeFailedHooks, makeHandlers, type JobDeps } from '../jobs/index.ts';
 import { EtaModel } from '../jobs/eta.ts';
 import { startWorkers, workerName, type RunningWorkers } from '../jobs/worker.ts';
-import { EmbeddingHealth } from './metrics/embedding.ts';
+import type { HealthSource } from './metrics/embedding.ts';
+import { GenerationRouter, encoderLoader } from './generations/router.ts';
+import { GenerationState } from './generations/state.ts';
+import { RoutedHealth, healthFactory } from './generations/drift.ts';
 import { Webhooks } from './webhooks/index.ts';
 import { WorkerMetrics, type ItemObservation } from './metrics/worker.ts';
 
@@ -29,8 +32,14 @@ export interface Runtime {
   log: Logger;
   redis: Redis;
   catalog: Catalog;
+  /** Routes to the collections of the generation the request or job runs in (src/generations/router.ts). */
   store: VectorStore;
+  /** Routes to the towers of the generation the request or job runs in. */
   encoders: Encoders;
+  /** The generations this process serves: the served one, and the secondary while one is live. */
+  generations: GenerationRouter;
+  /** The lifecycle's state in Redis (secondary generation, backfill progress). */
+  generationState: GenerationState;
   /** The job queue; `jobs.queue(type)` reaches the BullMQ queue of a job type. */
   jobs: BullJobQueue;
   events: EventLog;
@@ -38,8 +47,8 @@ export interface Runtime {
   files: VideoFiles;
   /** Webhook subscriptions and deliveries (src/webhooks). */
   webhooks: Webhooks;
-  /** Embedding drift against the generation's reference (src/metrics/embedding.ts). */
-  health: EmbeddingHealth;
+  /** Embedding drift against the generation's reference (src/metrics/embedding.ts), per generation. */
+  health: HealthSource;
   /** Closes everything, in order, each step even if one before it failed. */
   close(): Promise<void>;
 }
@@ -62,13 +71,14 @@ export async function createRuntime(opts: RuntimeOptions): Promise<Runtime> {
   const log = opts.log ?? createLogger(config.logLevel);
   setFfprobePath(config.media.ffprobePath);
   setFfmpegPath(config.media.ffmpegPath);
-  const encoders = await loadEncoders(config.models.generationDir, {
+  const encoderOptions = {
     provider: config.models.provider,
     intraOpThreads: config.models.intraOpThreads,
     precision: config.models.precision,
     maxBatch: config.models.maxBatch,
     log,
-  });
+  };
+  const encoders = await loadEncoders(config.models.generationDir, encoderOptions);
   const redis = connect(config, opts.role);
   redis.on('error', (err) => log.error({ err: err.message }, 'redis error'));
   const closers: Array<[string, () => Promise<unknown>]> = [
@@ -87,20 +97,38 @@ export async function createRuntime(opts: RuntimeOptions): Promise<Runtime> {
   try {
     await redisReady(redis, 5000);
     await pingRedis(redis, 5000);
-    const store = await createStore(config.store, { log, autoIndex: opts.buildIndexes ?? true });
-    closers.push(['store', () => store.close()]);
-    await store.open({ name: encoders.generation.name, dim: encoders.generation.dim });
+    // The admin store reads and moves the aliases (and creates them on a first boot); each served generation gets
+    // a store pinned to its own collections (src/generations/router.ts).
+    const admin = await createStore(config.store, { log, autoIndex: false });
+    closers.push(['store', () => admin.close()]);
+    await admin.open({ name: encoders.generation.name, dim: encoders.generation.dim });
+    const generationState = new GenerationState(redis, config.redis.prefix);
+    const generations = new GenerationRouter({
+      boot: encoders,
+      admin,
+      newStore: () => createStore(config.store, { log, autoIndex: opts.buildIndexes ?? true }),
+      load: encoderLoader(encoderOptions),
+      generationsDir: config.models.generationsDir,
+      refreshMs: config.models.refreshMs,
+      state: generationState,
+      log,
+    });
+    closers.push(['generations', () => generations.close()]);
+    await generations.start();
     const jobs = new BullJobQueue(redis, config.redis.prefix, log);
     closers.push(['queues', () => jobs.close()]);
     const webhooks = new Webhooks(redis, config.redis.prefix, {
       ...config.webhooks,
       enqueue: (deliveryId) => jobs.enqueue('webhook', { deliveryId }, { jobId: deliveryId }),
     });
-    await webhooks
-      .noteGeneration(encoders.generation.name)
-      .catch((err: unknown) => log.warn({ err }, 'generation.switched webhook failed'));
+    await webhooks.noteGeneration(generations.served).catch((err: unknown) => log.warn({ err }, 'generation.switched webhook failed'));
     log.info(
-      { generation: encoders.generation.name, dim: encoders.generation.dim, store: config.store.qdrant ? 'qdrant' : 'embedded' },
+      {
+        generation: generations.served,
+        secondary: generations.secondary,
+        dim: encoders.generation.dim,
+        store: config.store.qdrant ? 'qdrant' : 'embedded',
+      },
       'runtime ready',
     );
     const catalog = new Catalog(redis, config.redis.prefix);
@@ -109,20 +137,23 @@ export async function createRuntime(opts: RuntimeOptions): Promise<Runtime> {
       log,
       redis,
       catalog,
-      store,
-      encoders,
+      store: generations.store,
+      encoders: generations.encoders,
+      generations,
+      generationState,
       jobs,
       events: new EventLog(redis, config.redis.prefix, catalog, config.users),
       popularity: new Popularity(redis, config.redis.prefix, { halfLifeH: config.recommend.halfLifeH, max: config.recommend.popularMax }),
       files: new VideoFiles(config.dataDir, config.server.maxUploadBytes),
       webhooks,
-      health: new EmbeddingHealth(redis, config.redis.prefix, {
-        generation: encoders.generation.name,
-        generationDir: config.models.generationDir,
-        storeDir: config.store.embedded.dataDir,
-        referenceItems: config.metrics.referenceItems,
-        window: config.metrics.driftWindow,
-      }),
+      health: new RoutedHealth(
+        generations,
+        healthFactory(redis, config.redis.prefix, {
+          storeDir: config.store.embedded.dataDir,
+          referenceItems: config.metrics.referenceItems,
+          window: config.metrics.driftWindow,
+        }),
+      ),
       close,
     };
   } catch (err) {

@@ -122,6 +122,16 @@ export class Catalog {
     return videoIds.filter((_, i) => scores[i] !== null);
   }
 
+  /** How many ready videos were uploaded at or after `since` (Unix ms): new items since a generation was trained. */
+  async readySince(since: number): Promise<number> {
+    return this.#redis.zcount(this.#freshKey, since, '+inf');
+  }
+
+  /** Every ready video, oldest first (a backfill re-embeds them all). */
+  async allReady(): Promise<string[]> {
+    return this.#redis.zrange(this.#freshKey, '0', '-1');
+  }
+
   async newest(n: number): Promise<string[]> {
     return this.#redis.zrevrange(this.#freshKey, '0', String(n - 1));
   }

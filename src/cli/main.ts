@@ -15,6 +15,7 @@ import { loadConfig } from '../config/index.ts';
 import { createLogger } from '../log.ts';
 import { bar } from './progress.ts';
 import { exportTrainingCommand } from './export-training.ts';
+import { GENERATION_USAGE, generationCli, generationStatus } from './generation.ts';
 
 const USAGE = `usage: montage <command>
   serve                 the HTTP API (MONTAGE_HOST:MONTAGE_PORT)
@@ -22,9 +23,10 @@ const USAGE = `usage: montage <command>
   start                 API and worker in one process (a single machine)
   ingest <file|dir>...  backfill files or folders through the ingest flow, with a progress bar
                         [--tags a,b] [--no-worker: only enqueue, a running worker does the work]
-  status                generation, store, queue counts
+  status                generation, store, queue counts, drift and staleness
   export-training <dir> frames, audio, captions, vectors and events for the trainers, resumable
-                        [--max-videos N] [--max-bytes B] [--max-segments S per video, default 8]`;
+                        [--max-videos N] [--max-bytes B] [--max-segments S per video, default 8]
+${GENERATION_USAGE}`;
 
 /**
  * SIGTERM/SIGINT: stop taking work, drain, close in order; a second signal exits at once. Installed before the
@@ -157,6 +159,7 @@ async function status(): Promise<void> {
     aliases: await rt.store.aliases(),
     items: await rt.store.countItems(),
     ingestJobs: counts.ingest,
+    generations: await generationStatus(rt),
   };
   process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
   await rt.close();
@@ -181,6 +184,8 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     case 'export-training':
       return exportTrainingCommand(rest);
+    case 'generation':
+      return generationCli(rest);
     default:
       process.stderr.write(`${USAGE}\n`);
       return cmd === undefined || cmd === 'help' || cmd === '--help' ? 0 : 2;

@@ -42,6 +42,18 @@ export interface Config {
   models: {
     /** @defaultValue the single folder under encoders/generations/ (MONTAGE_GENERATION_DIR) */
     generationDir: string;
+    /**
+     * Where generations live by name: `generation import` copies into it, and a process that serves or backfills a
+     * generation other than the configured one loads it from `<generationsDir>/<name>`.
+     * @defaultValue encoders/generations (MONTAGE_GENERATIONS_DIR)
+     */
+    generationsDir: string;
+    /**
+     * How long a process trusts its last read of the aliases (which generation serves) before reading them again, ms:
+     * after `generation switch` every API process answers from the new generation within this long.
+     * @defaultValue 1000 (MONTAGE_GENERATION_REFRESH_MS)
+     */
+    refreshMs: number;
     /** @defaultValue 'auto' = cuda when its files are installed, else cpu (MONTAGE_EXECUTION_PROVIDER) */
     provider: 'auto' | 'cpu' | 'cuda' | 'webgpu';
     /** @defaultValue 0 = let ONNX Runtime choose (MONTAGE_INTRA_OP_THREADS) */
@@ -88,6 +100,16 @@ export interface Config {
     referenceItems: number;
     /** Recently stored items per modality whose mean is compared with the reference. @defaultValue 500 (MONTAGE_METRICS_DRIFT_WINDOW) */
     driftWindow: number;
+    /**
+     * A modality whose mean-vector drift (1 - cos) exceeds this marks the generation stale (`montage status`,
+     * `montage_generation_stale`). @defaultValue 0.1 (MONTAGE_STALE_DRIFT)
+     */
+    staleDrift: number;
+    /**
+     * A share of text queries with mostly unknown words above this marks the generation stale.
+     * @defaultValue 0.3 (MONTAGE_STALE_UNKNOWN_SHARE)
+     */
+    staleUnknownShare: number;
   };
   /** Webhook deliveries; README "Operations: webhooks". */
   webhooks: {
@@ -451,6 +473,8 @@ export function loadConfig(env: Env = process.env): Config {
     },
     models: {
       generationDir,
+      generationsDir: path.resolve(env.MONTAGE_GENERATIONS_DIR || path.join(PROJECT_ROOT, 'encoders', 'generations')),
+      refreshMs: int(env, 'MONTAGE_GENERATION_REFRESH_MS', 1000, 0, 3_600_000),
       provider: oneOf(env, 'MONTAGE_EXECUTION_PROVIDER', 'auto', ['auto', 'cpu', 'cuda', 'webgpu'] as const),
       intraOpThreads: int(env, 'MONTAGE_INTRA_OP_THREADS', 0, 0, 256),
       precision: oneOf(env, 'MONTAGE_MODEL_PRECISION', 'float32', ['float32', 'int8'] as const),
@@ -471,6 +495,8 @@ export function loadConfig(env: Env = process.env): Config {
       publishMs: int(env, 'MONTAGE_METRICS_PUBLISH_MS', 5000, 100, 3_600_000),
       referenceItems: int(env, 'MONTAGE_METRICS_REFERENCE_ITEMS', 100, 1, 100_000),
       driftWindow: int(env, 'MONTAGE_METRICS_DRIFT_WINDOW', 500, 1, 100_000),
+      staleDrift: num(env, 'MONTAGE_STALE_DRIFT', 0.1, 0),
+      staleUnknownShare: unitNum(env, 'MONTAGE_STALE_UNKNOWN_SHARE', 0.3),
     },
     webhooks: {
       allowPrivate: bool(env, 'MONTAGE_WEBHOOK_ALLOW_PRIVATE', false),

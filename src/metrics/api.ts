@@ -15,7 +15,8 @@ import type { JobQueue } from '../queue/index.ts';
 import type { EventLog } from '../users/events.ts';
 import type { Logger } from '../log.ts';
 import { aggregateWorkers } from './worker.ts';
-import type { EmbeddingHealth } from './embedding.ts';
+import type { HealthSource } from './embedding.ts';
+import type { DriftReport } from '../generations/drift.ts';
 
 /** A text query whose known-word share is below this counts as "mostly unknown words". */
 export const MOSTLY_UNKNOWN = 0.5;
@@ -30,7 +31,9 @@ export interface MetricsDeps {
   /** Without it, the workers' metrics, the embedding health and cold-item exposure are left out. */
   redis?: Redis;
   prefix: string;
-  health?: EmbeddingHealth;
+  health?: HealthSource;
+  /** The served generation's drift report (src/generations/drift.ts): staleness and new items per day. */
+  driftReport?: () => Promise<DriftReport>;
 }
 
 function apiMetrics(registry: Registry, deps: MetricsDeps) {
@@ -38,6 +41,24 @@ function apiMetrics(registry: Registry, deps: MetricsDeps) {
   const stored = new Gauge({
     name: 'montage_items_degraded_ratio',
     help: 'Share of items stored (by the live workers) with a modality the generation has missing',
+    registers,
+  });
+  const stale = new Gauge({
+    name: 'montage_generation_stale',
+    help: 'Whether the served generation is stale: 1 when a modality drift is over MONTAGE_STALE_DRIFT or the mostly-unknown query share over MONTAGE_STALE_UNKNOWN_SHARE',
+    labelNames: ['generation'],
+    registers,
+  });
+  const perDay = new Gauge({
+    name: 'montage_generation_new_items_per_day',
+    help: 'Ready items uploaded per day since the served generation was trained (its manifest created_at)',
+    labelNames: ['generation'],
+    registers,
+  });
+  const unknownRecent = new Gauge({
+    name: 'montage_generation_unknown_query_share',
+    help: "Share of the recent text queries (MONTAGE_METRICS_DRIFT_WINDOW, all API processes) whose words are mostly unknown to the served generation's tokenizer",
+    labelNames: ['generation'],
     registers,
   });
   const drift = new Gauge({
@@ -120,6 +141,9 @@ function apiMetrics(registry: Registry, deps: MetricsDeps) {
     }),
     stored,
     drift,
+    stale,
+    perDay,
+    unknownRecent,
     refItems,
   };
 }
@@ -150,6 +174,8 @@ export function installMetrics(app: FastifyInstance, deps: MetricsDeps): void {
     if (typeof text !== 'string') return;
     const unknown = await deps.encoders.unknownWordShare(text).catch(() => null);
     if (unknown !== null) m.textQueries.inc({ mostly_unknown: String(1 - unknown < MOSTLY_UNKNOWN) });
+    if (unknown !== null)
+      await deps.health?.recordQuery(unknown).catch((err: unknown) => deps.log.warn({ err }, 'recording a query failed'));
   });
 
   app.addHook('onSend', async (req, reply, payload) => {
@@ -188,6 +214,18 @@ export function installMetrics(app: FastifyInstance, deps: MetricsDeps): void {
     for (const d of (await deps.health?.drift()) ?? []) {
       m.drift.set({ modality: d.modality }, d.drift);
       m.refItems.set({ modality: d.modality }, d.referenceItems);
+    }
+    m.stale.reset();
+    m.perDay.reset();
+    m.unknownRecent.reset();
+    const report = await deps.driftReport?.().catch((err: unknown) => {
+      deps.log.warn({ err }, 'drift report failed');
+      return null;
+    });
+    if (report) {
+      m.stale.set({ generation: report.generation }, report.stale ? 1 : 0);
+      if (report.newItems) m.perDay.set({ generation: report.generation }, report.newItems.perDay);
+      if (report.queries) m.unknownRecent.set({ generation: report.generation }, report.queries.mostlyUnknownShare);
     }
     const merged = Registry.merge([registry, workers]);
     return reply.type(merged.contentType).send(await merged.metrics());

@@ -111,6 +111,34 @@ export class EmbeddingHealth {
     return ref;
   }
 
+  /**
+   * Records the share of a text query's words the generation's tokenizer does not know (API side), so any process
+   * (`montage status`, every API replica's /metrics) reads the same recent window.
+   */
+  async recordQuery(unknownShare: number): Promise<void> {
+    const key = `${this.#key}:queries`;
+    await this.#redis
+      .multi()
+      .lpush(key, unknownShare.toFixed(4))
+      .ltrim(key, 0, this.#o.window - 1)
+      .exec();
+  }
+
+  /**
+   * Of the recent text queries (at most `window`), how many there are and the share whose words are mostly
+   * (more than half) unknown to the tokenizer; null before any query.
+   */
+  async unknownQueries(): Promise<{ queries: number; mostlyUnknownShare: number; meanUnknownWordShare: number } | null> {
+    const raw = await this.#redis.lrange(`${this.#key}:queries`, 0, -1);
+    if (raw.length === 0) return null;
+    const shares = raw.map(Number);
+    return {
+      queries: shares.length,
+      mostlyUnknownShare: shares.filter((x) => x > 0.5).length / shares.length,
+      meanUnknownWordShare: shares.reduce((a, b) => a + b, 0) / shares.length,
+    };
+  }
+
   /** Drift per modality that has both a reference and recent items (API side). */
   async drift(): Promise<ModalityDrift[]> {
     const ref = (await this.reference()) ?? (await this.#freezeIfReady());
@@ -131,6 +159,9 @@ export class EmbeddingHealth {
     return raw.map((b) => new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength)));
   }
 }
+
+/** What the service reads of a generation's embedding health (src/generations/health.ts routes it per generation). */
+export type HealthSource = Pick<EmbeddingHealth, 'record' | 'drift' | 'reference' | 'recordQuery' | 'unknownQueries' | 'referencePath'>;
 
 /** Plain mean (no renormalisation); null for no vectors. */
 export function meanOf(vectors: readonly Float32Array[]): Float32Array | null {

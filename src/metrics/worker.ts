@@ -10,7 +10,7 @@ import type { Redis } from 'ioredis';
 import type { Job, Worker } from 'bullmq';
 import { parseJobError, type IngestResult } from '../queue/index.ts';
 import type { Modality } from '../store/types.ts';
-import { CONTENT_MODALITIES, norm, type EmbeddingHealth } from './embedding.ts';
+import { CONTENT_MODALITIES, norm, type HealthSource } from './embedding.ts';
 
 type MetricsJson = MetricObjectWithValues<MetricValue<string>>[];
 
@@ -76,10 +76,10 @@ export class WorkerMetrics {
   readonly #prefix: string;
   readonly #name: string;
   readonly #ttlS: number;
-  readonly #health: EmbeddingHealth | undefined;
+  readonly #health: HealthSource | undefined;
   #timer: NodeJS.Timeout | undefined;
 
-  constructor(redis: Redis, prefix: string, name: string, opts: { publishMs: number; ttlS?: number; health?: EmbeddingHealth }) {
+  constructor(redis: Redis, prefix: string, name: string, opts: { publishMs: number; ttlS?: number; health?: HealthSource }) {
     this.#redis = redis;
     this.#prefix = prefix;
     this.#name = name;

@@ -43,7 +43,7 @@ export interface VerifiedGeneration {
 }
 
 /** Input names fixed by the generation contract (the design's contracts; encoders/README.md), per tower. */
-const CONTRACT_INPUTS: Record<TowerName, string[]> = {
+export const CONTRACT_INPUTS: Record<TowerName, string[]> = {
   video: ['frames'],
   audio: ['waveform'],
   text: ['input_ids', 'attention_mask'],
@@ -130,7 +130,7 @@ function checkDim(tower: string, what: string, shape: (number | string)[], axis:
 }
 
 /** Shapes the service will build must agree with the preprocessing it reads (fixed axes only). */
-function expectedInputDims(tower: TowerName, info: GenerationInfo): Record<string, (number | null)[]> {
+export function expectedInputDims(tower: TowerName, info: GenerationInfo): Record<string, (number | null)[]> {
   const { video, audio, text, user } = info.preprocessing;
   const s = video.frame_size;
   switch (tower) {

@@ -149,3 +149,43 @@ export function lazyTower(path: string, inputs: string[], output: string, opts: 
     },
   };
 }
+
+/** An input or output of a graph as the graph itself declares it (a dynamic axis is a string or -1). */
+export interface GraphValue {
+  name: string;
+  /** Element type (`float32`, `int64`...); null for a non-tensor value. */
+  dtype: string | null;
+  shape: (number | string)[];
+}
+
+/** A graph opened on the CPU to check it against a manifest (`montage generation import`). */
+export interface GraphProbe {
+  inputs: GraphValue[];
+  outputs: GraphValue[];
+  /** Runs one batch and returns the named output with its shape. */
+  run(feeds: Record<string, Feed>, output: string): Promise<{ dims: number[]; data: Float32Array }>;
+  close(): Promise<void>;
+}
+
+function graphValue(m: ort.InferenceSession.ValueMetadata): GraphValue {
+  return m.isTensor ? { name: m.name, dtype: m.type, shape: [...m.shape] } : { name: m.name, dtype: null, shape: [] };
+}
+
+/** Opens `path` on the CPU, one thread: what the graph declares, and a way to run a dummy batch through it. */
+export async function openGraph(path: string): Promise<GraphProbe> {
+  const session = await ort.InferenceSession.create(path, sessionOptions('cpu', { intraOpThreads: 1, interOpThreads: 1 })).catch(
+    (err: unknown) => {
+      throw wrap('MODEL_INVALID', `opening ${path}`, err);
+    },
+  );
+  return {
+    inputs: session.inputMetadata.map(graphValue),
+    outputs: session.outputMetadata.map(graphValue),
+    async run(feeds, output) {
+      const tensors = Object.fromEntries(Object.entries(feeds).map(([n, f]) => [n, toTensor(n, f)]));
+      const out = (await session.run(tensors, [output]))[output]!;
+      return { dims: [...out.dims], data: Float32Array.from(out.data as Float32Array) };
+    },
+    close: () => session.release(),
+  };
+}

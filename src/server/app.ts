@@ -28,8 +28,10 @@ import { jobRoutes } from './routes/jobs.ts';
 import { healthRoutes } from './routes/health.ts';
 import { searchRoutes } from './routes/search.ts';
 import { installMetrics } from '../metrics/api.ts';
-import type { EmbeddingHealth } from '../metrics/embedding.ts';
+import type { HealthSource } from '../metrics/embedding.ts';
 import type { Webhooks } from '../webhooks/index.ts';
+import type { GenerationRouter } from '../generations/router.ts';
+import { driftReport as driftReport_ } from '../generations/drift.ts';
 import { webhookRoutes } from './routes/webhooks.ts';
 import { opsRoutes } from './routes/ops.ts';
 import { uiRoutes } from './routes/ui.ts';
@@ -47,7 +49,12 @@ export interface AppDeps {
   events: EventLog;
   popularity: Popularity;
   files: VideoFiles;
-  health?: EmbeddingHealth;
+  health?: HealthSource;
+  /**
+   * The generations this process serves (src/generations/router.ts): each request runs in the served one's
+   * context, named in the `x-montage-generation` header. Without it, `encoders` and `store` are used as given.
+   */
+  generations?: GenerationRouter;
   /** Webhook subscriptions (src/webhooks); the /v1/webhooks routes answer INTERNAL without it. */
   webhooks?: Webhooks;
 }
@@ -159,7 +166,19 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     limits: { fileSize: deps.config.server.maxUploadBytes, files: 1, fields: 32, fieldSize: 64 * 1024, parts: 40 },
   });
 
-  installMetrics(app, { ...deps, prefix: deps.config.redis.prefix });
+  if (deps.generations) pinGeneration(app, deps.generations);
+  const { health, generations } = deps;
+  const driftReport =
+    health && generations
+      ? () =>
+          driftReport_({
+            health,
+            encoders: generations.pair().encoders,
+            catalog: deps.catalog,
+            thresholds: { drift: deps.config.metrics.staleDrift, unknownShare: deps.config.metrics.staleUnknownShare },
+          })
+      : undefined;
+  installMetrics(app, { ...deps, prefix: deps.config.redis.prefix, ...(driftReport ? { driftReport } : {}) });
   await registerAccess(app, deps.config.access, deps.redis, deps.config.redis.prefix);
   await app.register(healthRoutes(deps));
   await app.register(videoRoutes(deps));
@@ -170,6 +189,33 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(opsRoutes(deps));
   await app.register(uiRoutes());
   return app;
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The generation this request is answered from (set when the app serves through a GenerationRouter). */
+    generation?: string;
+  }
+}
+
+/**
+ * Each request is answered from one generation: the one the aliases pointed at when it arrived (re-read at most
+ * every MONTAGE_GENERATION_REFRESH_MS). The query is encoded with that generation's towers and searched in its
+ * collections even if a switch lands meanwhile. The context is entered in preHandler (after the body is parsed:
+ * the parser's stream callbacks would lose it) and covers the handler and everything it awaits.
+ */
+function pinGeneration(app: FastifyInstance, generations: GenerationRouter): void {
+  app.addHook('onRequest', async (req) => {
+    await generations.refresh();
+    req.generation = generations.served;
+  });
+  app.addHook('preHandler', (req, _reply, done) => {
+    if (req.generation) generations.enter(req.generation, done);
+    else done();
+  });
+  app.addHook('onSend', async (req, reply) => {
+    if (req.generation) reply.header('x-montage-generation', req.generation);
+  });
 }
 
 export { AppError };

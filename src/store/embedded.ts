@@ -54,6 +54,7 @@ import type {
   ItemFilter,
   ItemHit,
   ItemPoint,
+  OpenOptions,
   SearchRequest,
   SegmentHit,
   SegmentPoint,
@@ -155,14 +156,16 @@ export class EmbeddedStore implements VectorStore {
     );
   }
 
-  async open(gen: StoreGeneration): Promise<void> {
+  async open(gen: StoreGeneration, opts: OpenOptions = {}): Promise<void> {
     checkGenerationName(gen.name);
     await guard(`opening the embedded store in ${this.#opts.dataDir}`, async () => {
       await mkdir(this.#opts.dataDir, { recursive: true });
       this.#db = await lancedb.connect(this.#opts.dataDir, { readConsistencyInterval: this.#opts.readConsistencyS });
     });
     const aliases = await this.#readAliases();
-    for (const kind of KINDS) {
+    // A pinned store never reads through an alias, so another dimension behind one is no conflict (a backfill
+    // into a generation of a new dimension).
+    for (const kind of opts.pinned ? [] : KINDS) {
       const a = aliases[kind];
       if (a) checkAliasDim(kind, a, gen);
     }
@@ -172,7 +175,11 @@ export class EmbeddedStore implements VectorStore {
       for (const kind of KINDS) aliases[kind] ??= aliasEntry(kind, gen);
       await this.#writeAliases(aliases);
     }
-    await this.#bindReads(aliases);
+    if (opts.pinned) {
+      const own: AliasFile = {};
+      for (const kind of KINDS) own[kind] = aliasEntry(kind, gen);
+      await this.#bindReads(own);
+    } else await this.#bindReads(aliases);
   }
 
   async aliases(): Promise<Partial<Record<Kind, StoreGeneration>>> {

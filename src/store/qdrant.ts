@@ -34,6 +34,7 @@ import type {
   ItemHit,
   ItemPayload,
   ItemPoint,
+  OpenOptions,
   SearchRequest,
   SegmentHit,
   SegmentPayload,
@@ -86,6 +87,8 @@ export class QdrantStore implements VectorStore {
   readonly #batch: number;
   #gen: StoreGeneration | null = null;
   #readDim = 0;
+  /** Reads go to the opened generation's collections, not the aliases (OpenOptions.pinned). */
+  #pinned = false;
 
   constructor(opts: QdrantStoreOptions) {
     this.#client = new QdrantClient({
@@ -99,10 +102,12 @@ export class QdrantStore implements VectorStore {
     this.#batch = opts.batchSize ?? 256;
   }
 
-  async open(gen: StoreGeneration): Promise<void> {
+  async open(gen: StoreGeneration, opts: OpenOptions = {}): Promise<void> {
     checkGenerationName(gen.name);
+    this.#pinned = opts.pinned ?? false;
     const aliases = await this.#aliasTargets();
-    for (const kind of KINDS) {
+    // A pinned store never reads through an alias: another dimension behind one is no conflict.
+    for (const kind of this.#pinned ? [] : KINDS) {
       const target = aliases[kind];
       if (target) checkAliasDim(this.#alias(kind), { collection: target, dim: await this.#collectionDim(target, kind) }, gen);
     }
@@ -128,7 +133,7 @@ export class QdrantStore implements VectorStore {
   async pointAliases(gen: StoreGeneration): Promise<void> {
     for (const kind of KINDS) await this.#ensureCollection(kind, gen);
     await this.#setAliases(KINDS, gen);
-    this.#readDim = gen.dim;
+    if (!this.#pinned) this.#readDim = gen.dim;
   }
 
   async upsertItems(points: ItemPoint[]): Promise<void> {
@@ -147,7 +152,7 @@ export class QdrantStore implements VectorStore {
     let offset: string | number | undefined;
     do {
       const page = await this.#call(`reading the segments of ${videoId}`, () =>
-        this.#client.scroll(this.#alias('segments'), {
+        this.#client.scroll(this.#readName('segments'), {
           filter: { must: [match('videoId', videoId)] },
           limit: 1000,
           offset,
@@ -186,7 +191,7 @@ export class QdrantStore implements VectorStore {
 
   async getItem(videoId: string, withVectors = false): Promise<ItemHit | null> {
     const [rec] = await this.#call(`reading item ${videoId}`, () =>
-      this.#client.retrieve(this.#alias('items'), { ids: [itemPointId(videoId)], with_payload: true, with_vector: withVectors }),
+      this.#client.retrieve(this.#readName('items'), { ids: [itemPointId(videoId)], with_payload: true, with_vector: withVectors }),
     );
     return rec ? toItemHit(rec, 1, withVectors) : null;
   }
@@ -194,7 +199,7 @@ export class QdrantStore implements VectorStore {
   async getItems(videoIds: string[], withVectors = false): Promise<Array<ItemHit | null>> {
     if (videoIds.length === 0) return [];
     const recs = await this.#call(`reading ${videoIds.length} items`, () =>
-      this.#client.retrieve(this.#alias('items'), {
+      this.#client.retrieve(this.#readName('items'), {
         ids: [...new Set(videoIds)].map(itemPointId),
         with_payload: true,
         with_vector: withVectors,
@@ -207,7 +212,7 @@ export class QdrantStore implements VectorStore {
   async deleteVideo(videoId: string): Promise<void> {
     const filter = { must: [match('videoId', videoId)] };
     for (const kind of ['items', 'segments'] as const) {
-      for (const name of new Set([this.#collection(kind), this.#alias(kind)])) {
+      for (const name of new Set([this.#collection(kind), this.#readName(kind)])) {
         await this.#call(`deleting ${videoId} from ${name}`, () => this.#client.delete(name, { wait: true, filter }));
       }
     }
@@ -216,7 +221,7 @@ export class QdrantStore implements VectorStore {
   async searchItems(req: SearchRequest): Promise<ItemHit[]> {
     checkQuery(req, ITEM_VECTORS, this.#readDim);
     const res = await this.#call(`searching items by ${req.using}`, () =>
-      this.#client.query(this.#alias('items'), {
+      this.#client.query(this.#readName('items'), {
         query: Array.from(req.vector),
         using: req.using,
         filter: itemFilter(req.filter),
@@ -240,7 +245,7 @@ export class QdrantStore implements VectorStore {
     if (!resolved) return [];
     const filter = segmentFilter(resolved);
     const res = await this.#call(`searching segments by ${req.using}`, () =>
-      this.#client.query(this.#alias('segments'), {
+      this.#client.query(this.#readName('segments'), {
         query: Array.from(req.vector),
         using: req.using,
         filter,
@@ -258,7 +263,7 @@ export class QdrantStore implements VectorStore {
 
   async countItems(filter?: ItemFilter): Promise<number> {
     const res = await this.#call('counting items', () =>
-      this.#client.count(this.#alias('items'), { filter: itemFilter(filter), exact: true }),
+      this.#client.count(this.#readName('items'), { filter: itemFilter(filter), exact: true }),
     );
     return res.count;
   }
@@ -276,7 +281,7 @@ export class QdrantStore implements VectorStore {
 
   async getUser(userId: string): Promise<UserPoint | null> {
     const [rec] = await this.#call(`reading user ${userId}`, () =>
-      this.#client.retrieve(this.#alias('users'), { ids: [userPointId(userId)], with_payload: true, with_vector: true }),
+      this.#client.retrieve(this.#readName('users'), { ids: [userPointId(userId)], with_payload: true, with_vector: true }),
     );
     if (!rec) return null;
     const p = rec.payload as { userId: string; updatedAt: number; events: number; generation: string };
@@ -285,7 +290,7 @@ export class QdrantStore implements VectorStore {
   }
 
   async ping(): Promise<void> {
-    await this.#call('pinging Qdrant', () => this.#client.collectionExists(this.#alias('items')));
+    await this.#call('pinging Qdrant', () => this.#client.collectionExists(this.#readName('items')));
   }
 
   async close(): Promise<void> {
@@ -369,7 +374,7 @@ export class QdrantStore implements VectorStore {
     let offset: string | number | undefined;
     do {
       const page = await this.#call('resolving the segment filter', () =>
-        this.#client.scroll(this.#alias('items'), { filter: items, limit: 1000, offset, with_payload: ['videoId'], with_vector: false }),
+        this.#client.scroll(this.#readName('items'), { filter: items, limit: 1000, offset, with_payload: ['videoId'], with_vector: false }),
       );
       for (const p of page.points) ids.push(String((p.payload as { videoId: string }).videoId));
       offset = (page.next_page_offset ?? undefined) as string | number | undefined;
@@ -391,6 +396,11 @@ export class QdrantStore implements VectorStore {
 
   #alias(kind: Kind): string {
     return `${this.#prefix}${kind}`;
+  }
+
+  /** What reads address: the alias, or the opened generation's own collection when pinned. */
+  #readName(kind: Kind): string {
+    return this.#pinned ? this.#collection(kind) : this.#alias(kind);
   }
 
   #collection(kind: Kind): string {

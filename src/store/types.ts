@@ -107,12 +107,22 @@ export interface StoreGeneration {
   dim: number;
 }
 
+export interface OpenOptions {
+  /**
+   * Read the generation's own collections instead of the aliases: a process that serves two generations at once
+   * (a backfill in progress) holds one pinned store per generation, so a query encoded with one generation's model
+   * is searched in that generation's vectors even while the aliases move (src/generations/router.ts).
+   * @defaultValue false
+   */
+  pinned?: boolean;
+}
+
 export interface VectorStore {
   /**
    * Creates the generation's collections if missing and points the aliases at them when unset. Throws
    * GENERATION_MISMATCH when an alias points at a generation of another dimension.
    */
-  open(gen: StoreGeneration): Promise<void>;
+  open(gen: StoreGeneration, opts?: OpenOptions): Promise<void>;
   /** Which generation each alias points at, if any. */
   aliases(): Promise<Partial<Record<'items' | 'segments' | 'users', StoreGeneration>>>;
   upsertItems(points: ItemPoint[]): Promise<void>;

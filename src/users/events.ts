@@ -117,6 +117,19 @@ export class EventLog {
     return `${this.#prefix}:video:${videoId}:pending-users`;
   }
 
+  /** Every user with a stored sequence (a SCAN: a backfill recomputes their vectors in the new generation). */
+  async userIds(): Promise<string[]> {
+    const head = `${this.#prefix}:user:`;
+    const out = new Set<string>();
+    let cursor = '0';
+    do {
+      const [next, keys] = await this.#redis.scan(cursor, 'MATCH', `${head}*:seq`, 'COUNT', 1000);
+      cursor = next;
+      for (const k of keys) out.add(k.slice(head.length, -':seq'.length));
+    } while (cursor !== '0');
+    return [...out].sort();
+  }
+
   /** Appends events not seen before (by eventId) whose video exists; returns each one's outcome and the users whose state changed. */
   async append(events: BehaviourEvent[]): Promise<{ outcomes: AppendOutcome[]; users: string[] }> {
     const pipe = this.#redis.pipeline();

@@ -109,10 +109,10 @@ for (const impl of impls) {
     let h: Harness;
     let store: Store;
     const opened: Store[] = [];
-    const open = async (gen = GEN): Promise<Store> => {
+    const open = async (gen = GEN, opts: { pinned?: boolean } = {}): Promise<Store> => {
       const s = h.make();
       opened.push(s);
-      await s.open(gen);
+      await s.open(gen, opts);
       return s;
     };
 
@@ -137,6 +137,29 @@ for (const impl of impls) {
       await s2.pointAliases(g2);
       assert.deepEqual(await s2.aliases(), { items: g2, segments: g2, users: g2 });
       assert.equal((await s2.getItem('new-gen'))?.payload.generation, GEN.name);
+    });
+
+    test('a pinned store reads its own generation whatever the aliases say, and may differ in dimension', async () => {
+      const g2 = { name: 'g2', dim: DIM };
+      const pinned2 = await open(g2, { pinned: true });
+      const pinned1 = await open(GEN, { pinned: true });
+      await pinned2.upsertItems([item('only-g2', 1)]);
+      await pinned1.upsertItems([item('only-g1', 2)]);
+      assert.deepEqual(await store.aliases(), { items: GEN, segments: GEN, users: GEN }, 'a pinned open moves no alias');
+      assert.equal((await pinned2.getItem('only-g2'))?.payload.videoId, 'only-g2');
+      assert.equal(await pinned2.getItem('only-g1'), null);
+      await store.pointAliases(g2);
+      assert.equal(await pinned1.getItem('only-g2'), null, 'pinned to g1 after the aliases moved to g2');
+      assert.equal((await pinned1.getItem('only-g1'))?.payload.videoId, 'only-g1');
+      const hits = await pinned1.searchItems({ vector: item('q', 2).vectors.fused!, using: 'fused', limit: 5 });
+      assert.deepEqual(
+        hits.map((x) => x.videoId),
+        ['only-g1'],
+      );
+      // another dimension beside the aliases: refused unpinned, fine pinned (a backfill into a wider generation)
+      const wide = { name: 'g3', dim: DIM * 2 };
+      await assert.rejects(open(wide), { code: 'GENERATION_MISMATCH' });
+      await open(wide, { pinned: true });
     });
 
     test('ping answers on an open store', async () => {

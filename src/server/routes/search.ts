@@ -86,7 +86,7 @@ export function searchRoutes(deps: AppDeps) {
         const limit = b.limit ?? 10;
         checkLimit(limit, cap);
         const hits = await search(deps, { ...b, limit, offset: b.offset ?? 0, filter: toFilter(b.filter) });
-        return { hits: hits.map((h) => toHit(h, deps.config.server.publicUrl)) };
+        return { generation: deps.encoders.generation.name, hits: hits.map((h) => toHit(h, deps.config.server.publicUrl)) };
       },
     );
 
@@ -135,7 +135,7 @@ export function searchRoutes(deps: AppDeps) {
           ...(q.diversity !== undefined ? { diversity: q.diversity } : {}),
           ...(q.collapseDuplicates !== undefined ? { collapseDuplicates: q.collapseDuplicates } : {}),
         });
-        return { hits: hits.map((h) => toHit(h, deps.config.server.publicUrl)) };
+        return { generation: deps.encoders.generation.name, hits: hits.map((h) => toHit(h, deps.config.server.publicUrl)) };
       },
     );
   };

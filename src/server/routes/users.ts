@@ -46,11 +46,20 @@ interface SessionBody {
 
 function recommendDeps(deps: AppDeps): RecommendDeps {
   const { store, events, catalog, popularity, encoders } = deps;
-  return { store, events, catalog, popularity, encoders, policy: deps.config.recommend, watchedCache: new WatchedCache() };
+  return {
+    store,
+    events,
+    catalog,
+    popularity,
+    encoders,
+    policy: deps.config.recommend,
+    watchedCache: new WatchedCache(undefined, undefined, () => encoders.generation.name),
+  };
 }
 
-function toResponse(r: Recommendations, publicUrl: string) {
+function toResponse(r: Recommendations, publicUrl: string, generation: string) {
   return {
+    generation,
     source: r.source,
     history: r.history,
     personalShare: r.personalShare,
@@ -134,7 +143,7 @@ export function userRoutes(deps: AppDeps) {
             ...(q.modalities ? { modalities: q.modalities } : {}),
           }),
         });
-        return { userId: req.params.id, ...toResponse(r, deps.config.server.publicUrl) };
+        return { userId: req.params.id, ...toResponse(r, deps.config.server.publicUrl, deps.encoders.generation.name) };
       },
     );
 
@@ -161,7 +170,10 @@ export function userRoutes(deps: AppDeps) {
           ...(b.experiment !== undefined ? { experiment: b.experiment } : {}),
           filter: toFilter(b.filter),
         });
-        return { ...(b.sessionId ? { sessionId: b.sessionId } : {}), ...toResponse(r, deps.config.server.publicUrl) };
+        return {
+          ...(b.sessionId ? { sessionId: b.sessionId } : {}),
+          ...toResponse(r, deps.config.server.publicUrl, deps.encoders.generation.name),
+        };
       },
     );
   };
