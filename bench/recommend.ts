@@ -27,6 +27,8 @@ import { buildApp } from '../src/server/app.ts';
 import { EmbeddedStore } from '../src/store/embedded.ts';
 import type { ItemHit, ItemPoint, SearchRequest, VectorStore } from '../src/store/types.ts';
 import type { BehaviourEvent } from '../src/users/events.ts';
+import { PROFILE_ITEMS, type UserProfile } from '../src/recommend/profiles.ts';
+import type { WatchedItem } from '../src/recommend/watched-cache.ts';
 import { unit } from '../src/vectors.ts';
 import { defaultGenerationDir } from '../test/helpers/generation.ts';
 import { dropPrefix } from '../test/helpers/service.ts';
@@ -129,6 +131,8 @@ async function main() {
     MONTAGE_QUEUE_PREFIX: prefix,
     MONTAGE_GENERATION_DIR: process.env.MONTAGE_GENERATION_DIR || defaultGenerationDir() || '',
     LOG_LEVEL: 'warn',
+    // The setup writes 10k users' state in bursts on a shared machine; 2 s (the default) is for requests, not setup.
+    MONTAGE_REDIS_COMMAND_TIMEOUT_MS: '120000',
   });
   const rt = await createRuntime({ config, log: createLogger('warn'), role: 'bench-recommend', buildIndexes: false });
   try {
@@ -161,14 +165,17 @@ async function main() {
     for (let u = 0; u < U; u += 500) {
       const events: BehaviourEvent[] = [];
       const points = [];
+      const profiles: Array<[string, UserProfile]> = [];
       for (let k = u; k < Math.min(U, u + 500); k++) {
         const userId = `user${k}`;
         users.push(userId);
         const pools = [byCluster.get(Math.floor(r() * 200))!, byCluster.get(Math.floor(r() * 200))!];
         const mean = new Float32Array(spec.dim);
+        const watched: WatchedItem[] = [];
         for (let e = 0; e < EVENTS_PER_USER; e++) {
           const pool = pools[e % 2]!;
           const i = pool[Math.floor(r() * pool.length)]!;
+          watched.push({ videoId: `v${i}`, title: payloads[i]!.title, behaviour: matrix.slice(i * spec.dim, (i + 1) * spec.dim) });
           for (let j = 0; j < spec.dim; j++) mean[j]! += matrix[i * spec.dim + j]! + 0.02 * (r() - 0.5);
           events.push({
             eventId: `b${eventId++}`,
@@ -180,10 +187,14 @@ async function main() {
           });
         }
         points.push({ userId, vector: unit(mean)!, updatedAt: now, events: EVENTS_PER_USER, generation: rt.encoders.generation.name });
+        profiles.push([userId, { generation: rt.encoders.generation.name, updatedAt: now, watched: watched.slice(-PROFILE_ITEMS) }]);
       }
       await rt.events.append(events);
       await rt.popularity.record(events);
       await rt.store.upsertUsers(points);
+      // What the user-vector job writes beside the vector (jobs/user-vector.ts).
+      for (let j = 0; j < profiles.length; j += 50)
+        await Promise.all(profiles.slice(j, j + 50).map(([userId, p]) => rt.profiles.put(userId, p)));
       process.stderr.write(`\r  users ${users.length}`);
     }
     process.stderr.write('\n');

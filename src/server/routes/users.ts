@@ -45,8 +45,8 @@ interface SessionBody {
 }
 
 function recommendDeps(deps: AppDeps): RecommendDeps {
-  const { store, events, catalog, popularity, encoders } = deps;
-  return { store, events, catalog, popularity, encoders, policy: deps.config.recommend, watchedCache: new WatchedCache() };
+  const { store, events, catalog, popularity, encoders, profiles } = deps;
+  return { store, events, catalog, popularity, encoders, profiles, policy: deps.config.recommend, watchedCache: new WatchedCache() };
 }
 
 function toResponse(r: Recommendations, publicUrl: string) {
