@@ -8,10 +8,11 @@
  * embedded store, built once under var/bench-recommend/ and reused; catalog records and 20 events per user (each
  * user's items drawn from two clusters) through the real EventLog and Popularity on Redis; user vectors = the
  * unit centroid of their items plus noise, written with upsertUsers (the user tower's cost is the job's, not the
- * request's). Two apps from buildApp in this process, each on its own loopback port: the real runtime, and the
+ * request's). Three apps from buildApp in this process, each on its own loopback port: the real runtime, and the
  * same runtime with the store's searchItems replaced by a brute-force scan of the same vectors (filters and
- * exclusions applied in the scan). During the timed requests a stream of POST /v1/events (--events-per-s,
- * default 100) goes to the real app. Requests: random users, limit 10, sequential after a warm-up, the same user sequence for both.
+ * exclusions applied in the scan), and the same runtime without users' profiles (src/recommend/profiles.ts: each
+ * request reads the watched items from the store, the path before the profiles). During the timed requests a stream of POST /v1/events (--events-per-s,
+ * default 100) goes to the real app. Requests: random users, limit 10, sequential after a warm-up, the same user sequence for each.
  */
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -202,8 +203,13 @@ async function main() {
 
     const real = await buildApp(rt);
     const exact = await buildApp({ ...rt, store: exactStore(rt.store, matrix, payloads) });
+    // The same runtime without the profiles: watched items read from the store (the path before them, and the one a
+    // user without a profile still takes).
+    const { profiles: _unused, ...withoutProfiles } = rt;
+    const noProfile = await buildApp(withoutProfiles);
     await real.listen({ host: '127.0.0.1', port: 0 });
     await exact.listen({ host: '127.0.0.1', port: 0 });
+    await noProfile.listen({ host: '127.0.0.1', port: 0 });
     const url = (a: typeof real) => `http://127.0.0.1:${(a.server.address() as AddressInfo).port}`;
 
     // Events stream in during the timed requests: --events-per-s, in batches every 100 ms, to the real app.
@@ -228,9 +234,11 @@ async function main() {
     const seq = Array.from({ length: warmup + Number(args.requests) }, () => users[Math.floor(r() * users.length)]!);
     const realMs = await timeRequests(url(real), seq, warmup);
     const exactMs = await timeRequests(url(exact), seq, warmup);
+    const noProfileMs = await timeRequests(url(noProfile), seq, warmup);
     clearInterval(stream);
     await real.close();
     await exact.close();
+    await noProfile.close();
 
     const latency = {
       events_per_s: Number(args['events-per-s']),
@@ -240,14 +248,17 @@ async function main() {
       p99_ms: pct(realMs, 99),
       exact_p50_ms: pct(exactMs, 50),
       exact_p99_ms: pct(exactMs, 99),
+      no_profile_p50_ms: pct(noProfileMs, 50),
+      no_profile_p99_ms: pct(noProfileMs, 99),
       requests: realMs.length,
       events_streamed: streamed,
       load_avg: Math.round(loadavg()[0]! * 10) / 10,
       setup_s: Math.round(setupS),
       note:
-        `GET /v1/users/:id/recommendations?limit=10 over loopback, client and both apps in one process; exact = the same runtime ` +
-        `with searchItems as a brute-force scan; 20 events per user, ${args['events-per-s']} events/s posted to the real app during ` +
-        `all the timed requests (both apps share the process). See bench/recommend.ts.`,
+        `GET /v1/users/:id/recommendations?limit=10 over loopback, client and the three apps in one process; exact = the same runtime ` +
+        `with searchItems as a brute-force scan; no_profile = the same runtime without users' profiles (watched items read from ` +
+        `the store); 20 events per user, ${args['events-per-s']} events/s posted to the real app during all the timed requests ` +
+        `(the apps share the process); the same user sequence for each. See bench/recommend.ts.`,
     };
     const prev = existsSync(args.out) ? JSON.parse(await readFile(args.out, 'utf8')) : {};
     await writeFile(args.out, JSON.stringify({ ...prev, latency }, null, 2) + '\n');
