@@ -5,6 +5,7 @@
  * computes them, and lists from src/recommend/service.ts `recommend()`.
  *
  *   npx node bench/recommend-offline.ts [--movielens /work/shared/data/ml-100k] [--out bench/results/recommend.json]
+ *     [--users N (a seeded sample)] [--fit-user-tower [--fit-budget-s 240]]
  *
  * Setup. Items have only metadata, so an item's content vector is the served text tower's embedding of
  * "title genres" and its behaviour vector the behaviour tower's projection of it (the committed towers were
@@ -16,11 +17,14 @@
  * ("short"), where the blend matters.
  *
  * Metrics over each population's top-10 lists: coverage (distinct items recommended / items), intra-list
- * diversity (mean pairwise 1 - cosine of the behaviour vectors within a list), novelty (mean -log2 p(i) with
+ * diversity (mean pairwise 1 - cosine of the content vectors within a list, EVALUATION.md), novelty (mean -log2 p(i) with
  * p(i) = (users who rated i + 1) / (users + 1)), cold-start exposure (cold items in at least one top 10 / cold
  * items), NDCG@10 of the target for the blend (the configured policy) and for the pure personal list
  * (personalAt 1, no new-item slots), and the personal list with the user tower alone (history weight 0) and the
- * watched centroid alone (history weight 1). Nothing derived from MovieLens is written but these numbers.
+ * watched centroid alone (history weight 1); baselines in the same run: the most rated items in training (the user's
+ * own removed), the service's popular-and-fresh list, and random (expected). With --fit-user-tower the whole replay
+ * runs again on towers trained on the full population's training events (fitTowers, a temp folder deleted after).
+ * Nothing derived from MovieLens is written but these numbers.
  */
 import { cp, mkdir, readFile, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { execFile } from 'node:child_process';
