@@ -8,10 +8,11 @@
  * embedded store, built once under var/bench-recommend/ and reused; catalog records and 20 events per user (each
  * user's items drawn from two clusters) through the real EventLog and Popularity on Redis; user vectors = the
  * unit centroid of their items plus noise, written with upsertUsers (the user tower's cost is the job's, not the
- * request's). Two apps from buildApp in this process, each on its own loopback port: the real runtime, and the
+ * request's). Three apps from buildApp in this process, each on its own loopback port: the real runtime, and the
  * same runtime with the store's searchItems replaced by a brute-force scan of the same vectors (filters and
- * exclusions applied in the scan). During the timed requests a stream of POST /v1/events (--events-per-s,
- * default 100) goes to the real app. Requests: random users, limit 10, sequential after a warm-up, the same user sequence for both.
+ * exclusions applied in the scan), and the same runtime without users' profiles (src/recommend/profiles.ts: each
+ * request reads the watched items from the store, the path before the profiles). During the timed requests a stream of POST /v1/events (--events-per-s,
+ * default 100) goes to the real app. Requests: random users, limit 10, sequential after a warm-up, the same user sequence for each.
  */
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -27,6 +28,8 @@ import { buildApp } from '../src/server/app.ts';
 import { EmbeddedStore } from '../src/store/embedded.ts';
 import type { ItemHit, ItemPoint, SearchRequest, VectorStore } from '../src/store/types.ts';
 import type { BehaviourEvent } from '../src/users/events.ts';
+import { PROFILE_ITEMS, type UserProfile } from '../src/recommend/profiles.ts';
+import type { WatchedItem } from '../src/recommend/watched-cache.ts';
 import { unit } from '../src/vectors.ts';
 import { defaultGenerationDir } from '../test/helpers/generation.ts';
 import { dropPrefix } from '../test/helpers/service.ts';
@@ -129,6 +132,8 @@ async function main() {
     MONTAGE_QUEUE_PREFIX: prefix,
     MONTAGE_GENERATION_DIR: process.env.MONTAGE_GENERATION_DIR || defaultGenerationDir() || '',
     LOG_LEVEL: 'warn',
+    // The setup writes 10k users' state in bursts on a shared machine; 2 s (the default) is for requests, not setup.
+    MONTAGE_REDIS_COMMAND_TIMEOUT_MS: '120000',
   });
   const rt = await createRuntime({ config, log: createLogger('warn'), role: 'bench-recommend', buildIndexes: false });
   try {
@@ -161,14 +166,17 @@ async function main() {
     for (let u = 0; u < U; u += 500) {
       const events: BehaviourEvent[] = [];
       const points = [];
+      const profiles: Array<[string, UserProfile]> = [];
       for (let k = u; k < Math.min(U, u + 500); k++) {
         const userId = `user${k}`;
         users.push(userId);
         const pools = [byCluster.get(Math.floor(r() * 200))!, byCluster.get(Math.floor(r() * 200))!];
         const mean = new Float32Array(spec.dim);
+        const watched: WatchedItem[] = [];
         for (let e = 0; e < EVENTS_PER_USER; e++) {
           const pool = pools[e % 2]!;
           const i = pool[Math.floor(r() * pool.length)]!;
+          watched.push({ videoId: `v${i}`, title: payloads[i]!.title, behaviour: matrix.slice(i * spec.dim, (i + 1) * spec.dim) });
           for (let j = 0; j < spec.dim; j++) mean[j]! += matrix[i * spec.dim + j]! + 0.02 * (r() - 0.5);
           events.push({
             eventId: `b${eventId++}`,
@@ -180,10 +188,14 @@ async function main() {
           });
         }
         points.push({ userId, vector: unit(mean)!, updatedAt: now, events: EVENTS_PER_USER, generation: rt.encoders.generation.name });
+        profiles.push([userId, { generation: rt.encoders.generation.name, updatedAt: now, watched: watched.slice(-PROFILE_ITEMS) }]);
       }
       await rt.events.append(events);
       await rt.popularity.record(events);
       await rt.store.upsertUsers(points);
+      // What the user-vector job writes beside the vector (jobs/user-vector.ts).
+      for (let j = 0; j < profiles.length; j += 50)
+        await Promise.all(profiles.slice(j, j + 50).map(([userId, p]) => rt.profiles.put(userId, p)));
       process.stderr.write(`\r  users ${users.length}`);
     }
     process.stderr.write('\n');
@@ -191,8 +203,13 @@ async function main() {
 
     const real = await buildApp(rt);
     const exact = await buildApp({ ...rt, store: exactStore(rt.store, matrix, payloads) });
+    // The same runtime without the profiles: watched items read from the store (the path before them, and the one a
+    // user without a profile still takes).
+    const { profiles: _unused, ...withoutProfiles } = rt;
+    const noProfile = await buildApp(withoutProfiles);
     await real.listen({ host: '127.0.0.1', port: 0 });
     await exact.listen({ host: '127.0.0.1', port: 0 });
+    await noProfile.listen({ host: '127.0.0.1', port: 0 });
     const url = (a: typeof real) => `http://127.0.0.1:${(a.server.address() as AddressInfo).port}`;
 
     // Events stream in during the timed requests: --events-per-s, in batches every 100 ms, to the real app.
@@ -217,9 +234,11 @@ async function main() {
     const seq = Array.from({ length: warmup + Number(args.requests) }, () => users[Math.floor(r() * users.length)]!);
     const realMs = await timeRequests(url(real), seq, warmup);
     const exactMs = await timeRequests(url(exact), seq, warmup);
+    const noProfileMs = await timeRequests(url(noProfile), seq, warmup);
     clearInterval(stream);
     await real.close();
     await exact.close();
+    await noProfile.close();
 
     const latency = {
       events_per_s: Number(args['events-per-s']),
@@ -229,14 +248,17 @@ async function main() {
       p99_ms: pct(realMs, 99),
       exact_p50_ms: pct(exactMs, 50),
       exact_p99_ms: pct(exactMs, 99),
+      no_profile_p50_ms: pct(noProfileMs, 50),
+      no_profile_p99_ms: pct(noProfileMs, 99),
       requests: realMs.length,
       events_streamed: streamed,
       load_avg: Math.round(loadavg()[0]! * 10) / 10,
       setup_s: Math.round(setupS),
       note:
-        `GET /v1/users/:id/recommendations?limit=10 over loopback, client and both apps in one process; exact = the same runtime ` +
-        `with searchItems as a brute-force scan; 20 events per user, ${args['events-per-s']} events/s posted to the real app during ` +
-        `all the timed requests (both apps share the process). See bench/recommend.ts.`,
+        `GET /v1/users/:id/recommendations?limit=10 over loopback, client and the three apps in one process; exact = the same runtime ` +
+        `with searchItems as a brute-force scan; no_profile = the same runtime without users' profiles (watched items read from ` +
+        `the store); 20 events per user, ${args['events-per-s']} events/s posted to the real app during all the timed requests ` +
+        `(the apps share the process); the same user sequence for each. See bench/recommend.ts.`,
     };
     const prev = existsSync(args.out) ? JSON.parse(await readFile(args.out, 'utf8')) : {};
     await writeFile(args.out, JSON.stringify({ ...prev, latency }, null, 2) + '\n');

@@ -15,6 +15,7 @@ import type { Encoders } from './models/types.ts';
 import { setFfmpegPath, setFfprobePath } from './media/index.ts';
 import { EventLog } from './users/events.ts';
 import { Popularity } from './recommend/popularity.ts';
+import { UserProfiles } from './recommend/profiles.ts';
 import { VideoFiles } from './videos/files.ts';
 import { BullJobQueue, connect, pingRedis, redisReady } from '../jobs/queues.ts';
 import { makeFailedHooks, makeHandlers, type JobDeps } from '../jobs/index.ts';
@@ -44,6 +45,8 @@ export interface Runtime {
   jobs: BullJobQueue;
   events: EventLog;
   popularity: Popularity;
+  /** Users' newest watched items beside their vectors, written by the user-vector job (src/recommend/profiles.ts). */
+  profiles: UserProfiles;
   files: VideoFiles;
   /** Webhook subscriptions and deliveries (src/webhooks). */
   webhooks: Webhooks;
@@ -144,6 +147,7 @@ export async function createRuntime(opts: RuntimeOptions): Promise<Runtime> {
       jobs,
       events: new EventLog(redis, config.redis.prefix, catalog, config.users),
       popularity: new Popularity(redis, config.redis.prefix, { halfLifeH: config.recommend.halfLifeH, max: config.recommend.popularMax }),
+      profiles: new UserProfiles(redis, config.redis.prefix, { ttlH: config.recommend.profileTtlH }),
       files: new VideoFiles(config.dataDir, config.server.maxUploadBytes),
       webhooks,
       health: new RoutedHealth(

@@ -232,6 +232,12 @@ export interface RecommendConfig {
   popularMax: number;
   /** Declared experiments by name (JSON). @defaultValue {} (MONTAGE_RECOMMEND_EXPERIMENTS) */
   experiments: Record<string, Experiment>;
+  /**
+   * Hours a user's profile (their newest watched items with behaviour vectors, src/recommend/profiles.ts) stays in
+   * Redis after the user-vector job last wrote it; a user without one is served by reading the store.
+   * @defaultValue 168 (MONTAGE_RECOMMEND_PROFILE_TTL_H)
+   */
+  profileTtlH: number;
 }
 
 export interface Experiment {
@@ -521,6 +527,7 @@ export function loadConfig(env: Env = process.env): Config {
       newItemWindowH: num(env, 'MONTAGE_RECOMMEND_NEW_ITEM_WINDOW_H', 72, 0.01),
       popularMax: int(env, 'MONTAGE_RECOMMEND_POPULAR_MAX', 100_000, 1, 100_000_000),
       experiments: parseExperiments(env.MONTAGE_RECOMMEND_EXPERIMENTS),
+      profileTtlH: num(env, 'MONTAGE_RECOMMEND_PROFILE_TTL_H', 168, 0.01),
     },
     logLevel: oneOf(env, 'LOG_LEVEL', 'info', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const),
   };

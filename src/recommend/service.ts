@@ -21,6 +21,7 @@ import { mmr } from '../search/rank.ts';
 import { dot } from '../vectors.ts';
 import type { Popularity } from './popularity.ts';
 import type { WatchedCache, WatchedItem } from './watched-cache.ts';
+import { PROFILE_ITEMS, type UserProfiles } from './profiles.ts';
 import { assignArm, interleave, newItemSlots, personalQuery, personalShare, placeNewItems } from './policy.ts';
 
 export interface RecommendDeps {
@@ -30,7 +31,12 @@ export interface RecommendDeps {
   popularity: Popularity;
   encoders: Encoders;
   policy: RecommendConfig;
-  /** Watched items kept in process briefly; without it each request reads them from the store. */
+  /**
+   * Users' newest watched items as the user-vector job wrote them (one Redis read per request); a user without a
+   * profile of the served generation has them read from the store (through `watchedCache` when given).
+   */
+  profiles?: UserProfiles;
+  /** Watched items kept in process briefly, for users without a profile; without it they are read from the store. */
   watchedCache?: WatchedCache;
 }
 
@@ -85,8 +91,8 @@ export interface Recommendations {
 
 /** Candidates fetched per slot for MMR and for the new-item check. */
 const OVERFETCH = 4;
-/** Watched items considered for a hit's reason (the newest). */
-const REASON_HISTORY = 20;
+/** Watched items considered for a hit's reason and the centroid (the newest). */
+const REASON_HISTORY = PROFILE_ITEMS;
 const REASON_TOP = 3;
 
 type Watched = WatchedItem;
@@ -157,13 +163,18 @@ function pickArm(experiments: Record<string, Experiment>, req: RecommendRequest)
 
 async function storedHistory(deps: RecommendDeps, userId: string): Promise<History> {
   const maxItems = deps.encoders.generation.preprocessing.user?.max_items ?? 50;
-  const [seen, recent, user] = await Promise.all([
+  const generation = deps.encoders.generation.name;
+  const [seen, recent, user, profile] = await Promise.all([
     // Bounded (the event log caps it), and only the ready ones can be hits: the store's filter gets those alone.
     deps.events.seen(userId).then((ids) => deps.catalog.readyAmong(ids)),
     deps.events.recent(userId, maxItems),
     deps.store.getUser(userId),
+    deps.profiles?.get(userId) ?? null,
   ]);
-  const vector = user && user.generation === deps.encoders.generation.name ? user.vector : undefined;
+  const vector = user && user.generation === generation ? user.vector : undefined;
+  // The profile moves with the vector (the same job writes both); without one (the job has not run since the
+  // profile expired or was introduced), the newest watched items are read from the store.
+  if (profile && profile.generation === generation) return { vector, n: recent.length, seen, watched: profile.watched };
   const ids = recent.slice(-REASON_HISTORY).map((r) => r.videoId);
   const load = (some: string[]) => deps.store.getItems(some, true);
   const items = deps.watchedCache ? await deps.watchedCache.get(ids, load) : (await load(ids)).map((i) => i && toWatched(i));

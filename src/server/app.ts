@@ -21,6 +21,7 @@ import type { Encoders } from '../models/types.ts';
 import type { JobQueue } from '../queue/index.ts';
 import type { EventLog } from '../users/events.ts';
 import type { Popularity } from '../recommend/popularity.ts';
+import type { UserProfiles } from '../recommend/profiles.ts';
 import type { VideoFiles } from '../videos/files.ts';
 import { userRoutes } from './routes/users.ts';
 import { videoRoutes } from './routes/videos.ts';
@@ -48,6 +49,8 @@ export interface AppDeps {
   jobs: JobQueue;
   events: EventLog;
   popularity: Popularity;
+  /** Users' newest watched items beside their vectors; without it a list reads them from the store. */
+  profiles?: UserProfiles;
   files: VideoFiles;
   health?: HealthSource;
   /**

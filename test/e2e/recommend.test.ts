@@ -96,6 +96,12 @@ test('a new upload reaches the users who watch its kind within seconds, with no 
     await events('someone', clips[kind].slice(3), 'view');
   }
   for (const fan of ['fan-a1', 'fan-a2', 'fan-b1', 'fan-b2']) await waitUser(fan, 3);
+  // The job wrote the fan's watched clips beside the vector: lists read them from there, not from the store.
+  const profile = await svc.rt.profiles.get('fan-a1');
+  assert.deepEqual(
+    profile?.watched.map((w) => [w.videoId, w.behaviour?.length]),
+    clips.a.slice(0, 3).map((id) => [id, svc.rt.encoders.generation.dim]),
+  );
 
   const before = await list('fan-a1');
   assert.equal(before.source, 'personal');

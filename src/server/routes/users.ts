@@ -45,13 +45,14 @@ interface SessionBody {
 }
 
 function recommendDeps(deps: AppDeps): RecommendDeps {
-  const { store, events, catalog, popularity, encoders } = deps;
+  const { store, events, catalog, popularity, encoders, profiles } = deps;
   return {
     store,
     events,
     catalog,
     popularity,
     encoders,
+    profiles,
     policy: deps.config.recommend,
     watchedCache: new WatchedCache(undefined, undefined, () => encoders.generation.name),
   };
