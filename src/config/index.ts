@@ -44,7 +44,7 @@ export interface Config {
     generationDir: string;
     /** @defaultValue 'auto' = cuda when its files are installed, else cpu (MONTAGE_EXECUTION_PROVIDER) */
     provider: 'auto' | 'cpu' | 'cuda' | 'webgpu';
-    /** @defaultValue 0 = let ONNX Runtime choose (MONTAGE_INTRA_OP_THREADS) */
+    /** @defaultValue 0 = one per core but one, left to ffmpeg (MONTAGE_INTRA_OP_THREADS) */
     intraOpThreads: number;
     /** @defaultValue 32 (MONTAGE_MAX_BATCH) */
     maxBatch: number;
