@@ -49,7 +49,8 @@ async function ingestOnce(file: string, title: string) {
     const job = (await svc.rt.jobs.queue('ingest').getJob(admitted.jobId))!;
     const state = await job.getState();
     if (state === 'failed') throw new Error(`bench job failed: ${job.failedReason}`);
-    if (state === 'completed') return job;
+    // Read again when the state said completed before the job's return value was there to read.
+    if (state === 'completed' && job.returnvalue) return job;
     await new Promise((r) => setTimeout(r, 50));
   }
 }
