@@ -16,8 +16,10 @@ export type StageSeconds = Record<IngestStage, number>;
 /** Seconds = fixed + perS x duration, per stage: the default, from bench/results/ingest.json (10/60/300 s at 720p). */
 export const ETA_SEED: Readonly<Record<IngestStage, { fixed: number; perS: number }>> = Object.freeze({
   probe: { fixed: 0.01, perS: 0 },
-  extract: { fixed: 0.2, perS: 0.025 },
-  encode: { fixed: 0.03, perS: 0.005 },
+  // The towers encode while ffmpeg decodes (jobs/ingest-pipeline.ts): extract carries most of their time, and
+  // encode is the last batch and the text.
+  extract: { fixed: 0.2, perS: 0.028 },
+  encode: { fixed: 0.02, perS: 0.0002 },
   fuse: { fixed: 0.002, perS: 0 },
   upsert: { fixed: 0.06, perS: 0.0001 },
   cleanup: { fixed: 0.005, perS: 0 },

@@ -1,8 +1,8 @@
 /**
  * The six stages of one ingest, one function each, over a shared typed context: each takes what the stages before
- * it produced and returns what it adds, so a stage can change inside (stream segments from extraction into
- * encoding, report progress within itself) without the others noticing. None touches the queue; the processor
- * (jobs/ingest.ts) runs them in order and reports progress between them.
+ * it produced and returns what it adds. Extract and encode overlap: extract starts the towers on the segments as
+ * ffmpeg decodes them (jobs/ingest-pipeline.ts) and returns when ffmpeg is done; encode waits for the last batch.
+ * None touches the queue; the processor (jobs/ingest.ts) runs them in order and reports progress between them.
  *
  * A DELETE wins over a running job: the video record is re-checked when the job starts (probe), before its text is
  * read (encode), before writing and again after writing (upsert: what was written is taken back), and when it is
@@ -21,7 +21,8 @@ import type { IngestData, IngestStage } from '../src/queue/index.ts';
 import type { VideoFiles } from '../src/videos/files.ts';
 import type { EventLog } from '../src/users/events.ts';
 import type { JobQueue } from '../src/queue/index.ts';
-import { probe, extractFrames, extractAudio, segmentAudio, posterFrame } from '../src/media/index.ts';
+import { probe, iterateSegments, iterateAudioSegments, posterFrame } from '../src/media/index.ts';
+import { BoundedQueue, encodeAsTheyArrive, type SegmentVectors } from './ingest-pipeline.ts';
 import { fuseSegment, fuseVideo, type FusedVideo } from '../src/fusion/index.ts';
 import type { ItemObservation } from '../src/metrics/worker.ts';
 import type { EtaModel } from './eta.ts';
@@ -61,6 +62,8 @@ export interface IngestContext {
   readonly signal: AbortSignal;
   /** How far the running stage is, 0..1 (frames decoded, segments encoded); throttled by the caller. */
   readonly progress?: (fraction: number) => void;
+  /** When extraction's ffmpeg and the towers start and stop working: the two overlap, so their spans are reported apart. */
+  readonly work?: (stage: 'extract' | 'encode', edge: 'start' | 'end') => void;
 }
 
 /** Thrown by a stage that finds the video deleted: the run stops, keeps nothing, and completes as skipped. */
@@ -70,12 +73,19 @@ export class VideoDeleted extends Error {
   }
 }
 
-/** The frames, audio and poster extract leaves for the stages after it. */
+/** Where a segment lies in the video; its frames went to the towers as they were decoded. */
+export type SegmentSpan = Pick<SegmentFrames, 'index' | 'startS' | 'endS'>;
+
+/** What extract leaves for the stages after it: the segments, the poster, and the towers' work still running. */
 export interface Extracted {
-  segments: SegmentFrames[];
-  /** Mono PCM at the generation's sample rate; null when the video has no audio or the generation no audio tower. */
-  pcm: Float32Array | null;
+  segments: SegmentSpan[];
   posterPath: string;
+  /** The towers' vectors of every segment: still being computed as extract returns (the last batch); encode awaits it. */
+  encoding: Promise<SegmentVectors>;
+  /** From now on the towers report their progress (segments encoded of all) to `progress`: encode's. */
+  reportEncoding(progress: (fraction: number) => void): void;
+  /** Stops the towers and ffmpeg and waits for both: for a run that ends between extract and encode. */
+  stop(): Promise<void>;
 }
 
 /** The towers' outputs: one video (and audio) vector per segment, one text vector per video. */
@@ -116,7 +126,16 @@ export async function probeStage(ctx: IngestContext): Promise<ProbeResult> {
   return info;
 }
 
-/** Frames per segment, the audio track and the poster, decoded side by side. */
+/** Segments per tower call: small enough that the tail after ffmpeg exits is short, large enough to batch. */
+const ENCODE_BATCH = 16;
+/** Batches of decoded segments that may wait for the towers; beyond them ffmpeg waits on its pipe (flat memory). */
+const QUEUED_BATCHES = 2;
+
+/**
+ * Frames per segment (one ffmpeg), the audio windows (another) and the poster, decoded side by side, with the
+ * towers encoding the segments as they come (jobs/ingest-pipeline.ts): returns once ffmpeg has decoded the last
+ * frame, the towers still finishing the last batch.
+ */
 export async function extractStage(ctx: IngestContext, info: ProbeResult): Promise<Extracted> {
   const { encoders, files, config } = ctx.deps;
   const { videoId, uploadPath } = ctx.data;
@@ -124,52 +143,82 @@ export async function extractStage(ctx: IngestContext, info: ProbeResult): Promi
   const bounds = { timeoutMs: limits.timeoutMs, allowedContainers: limits.allowedContainers };
   const { video: vp, audio: ap } = encoders.generation.preprocessing;
   const posterPath = await files.posterPath(videoId);
-  const [segments, pcm] = await Promise.all([
-    extractFrames(
-      uploadPath,
-      {
-        segmentSeconds: vp.segment_seconds,
-        framesPerSegment: vp.frames_per_segment,
-        size: vp.frame_size,
-        resize: vp.resize,
-        durationS: info.durationS,
-        ...bounds,
-        ...(ctx.progress ? { onFrame: (seen: number, expected: number) => ctx.progress!(seen / expected) } : {}),
-      },
-      videoId,
-    ),
-    info.audioCodec && encoders.has('audio')
-      ? extractAudio(uploadPath, { sampleRate: ap.sample_rate, hasAudio: true, maxDurationS: info.durationS, ...bounds }, videoId)
-      : Promise.resolve(null),
+  const queue = new BoundedQueue<SegmentFrames>(QUEUED_BATCHES * ENCODE_BATCH);
+  // A run that times out stops ffmpeg and the towers at once, not at the next stage.
+  const onAbort = () => queue.fail(ctx.signal.reason);
+  ctx.signal.addEventListener('abort', onAbort, { once: true });
+  const segments: SegmentSpan[] = [];
+  let report: ((fraction: number) => void) | undefined;
+  const audioOpts = { sampleRate: ap.sample_rate, segmentSeconds: ap.segment_seconds, hasAudio: true, maxDurationS: info.durationS };
+  const encoding = encodeAsTheyArrive(queue, {
+    encoders,
+    maxBatch: ENCODE_BATCH,
+    audio: info.audioCodec && encoders.has('audio') ? iterateAudioSegments(uploadPath, { ...audioOpts, ...bounds }, videoId) : null,
+    audioSamples: Math.round(ap.sample_rate * ap.segment_seconds),
+    onRun: (edge) => ctx.work?.('encode', edge),
+    // Known once extraction is done, which is when encode takes the reports.
+    onBatch: (encoded) => report?.(encoded / segments.length),
+  }).finally(() => ctx.signal.removeEventListener('abort', onAbort));
+  encoding.catch(() => {}); // awaited by encode or stop(); a failure before then also fails the queue, seen below
+  const decode = async () => {
+    ctx.work?.('extract', 'start');
+    try {
+      const frames = iterateSegments(
+        uploadPath,
+        {
+          segmentSeconds: vp.segment_seconds,
+          framesPerSegment: vp.frames_per_segment,
+          size: vp.frame_size,
+          resize: vp.resize,
+          durationS: info.durationS,
+          ...bounds,
+          ...(ctx.progress ? { onFrame: (seen: number, expected: number) => ctx.progress!(seen / expected) } : {}),
+        },
+        videoId,
+      );
+      for await (const segment of frames) {
+        segments.push({ index: segment.index, startS: segment.startS, endS: segment.endS });
+        await queue.put(segment);
+      }
+      queue.close();
+    } catch (err) {
+      queue.fail(err);
+      throw err;
+    } finally {
+      ctx.work?.('extract', 'end');
+    }
+  };
+  const settled = await Promise.allSettled([
+    decode(),
     posterFrame(uploadPath, posterPath, Math.min(info.durationS / 2, 1), { label: videoId, ...bounds }),
   ]);
+  const failed = settled.find((s) => s.status === 'rejected');
+  if (failed) {
+    queue.fail(failed.reason);
+    await encoding.catch(() => {});
+    throw failed.reason;
+  }
   if (segments.length === 0) throw new AppError('CORRUPT_MEDIA', `ffmpeg on ${videoId} decoded no frames`);
-  return { segments, pcm, posterPath };
+  return {
+    segments,
+    posterPath,
+    encoding,
+    reportEncoding: (progress) => {
+      report = progress;
+    },
+    stop: async () => {
+      queue.fail(new Error(`the ingest of ${videoId} stopped`));
+      await encoding.catch(() => {});
+    },
+  };
 }
 
-/** Segments the towers encode between two progress reports (a few ONNX batches' worth at most). */
-const ENCODE_CHUNK = 8;
-
-/** Runs the towers: frames and audio per segment, and the record's text (read now, so an edit is seen). */
+/** Waits for the towers to finish the segments, and encodes the record's text (read now, so an edit is seen). */
 export async function encodeStage(ctx: IngestContext, media: Extracted): Promise<Encoded> {
   const { encoders } = ctx.deps;
   const rec = await current(ctx);
-  const ap = encoders.generation.preprocessing.audio;
-  const clips = media.pcm ? segmentAudio(media.pcm, ap.sample_rate, ap.segment_seconds, media.segments.length) : null;
-  const work = media.segments.length + (clips?.length ?? 0);
-  let done = 0;
-  const chunked = async <T>(items: T[], encode: (slice: T[]) => Promise<Float32Array[]>): Promise<Float32Array[]> => {
-    const out: Float32Array[] = [];
-    for (let i = 0; i < items.length; i += ENCODE_CHUNK) {
-      const slice = items.slice(i, i + ENCODE_CHUNK);
-      out.push(...(await encode(slice)));
-      done += slice.length;
-      ctx.progress?.(done / work);
-    }
-    return out;
-  };
-  const video = await chunked(media.segments, (s) => encoders.encodeFrames(s));
-  const audio = clips ? await chunked(clips, (c) => encoders.encodeAudio(c)) : null;
+  if (ctx.progress) media.reportEncoding(ctx.progress);
+  const { video, audio } = await media.encoding;
   const text = itemText(rec);
   return { video, audio, text: text ? (await encoders.encodeText([text]))[0] : undefined };
 }

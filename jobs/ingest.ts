@@ -1,6 +1,6 @@
 /**
  * The ingest processor: probe → extract → encode → fuse → upsert → cleanup (jobs/ingest-stages.ts), one BullMQ job
- * per upload. The stages run inside one job on purpose: decoded frames and PCM (megabytes per minute of video)
+ * per upload; the towers encode segments while extract's ffmpeg is still decoding (jobs/ingest-pipeline.ts). The stages run inside one job on purpose: decoded frames and PCM (megabytes per minute of video)
  * never cross Redis; progress is reported as each stage begins, and the job is retried as a whole, which is safe
  * because every write is an upsert under deterministic ids.
  */
@@ -14,6 +14,7 @@ import {
   type IngestResult,
   type IngestStage,
   type JobProgress,
+  type StageSpan,
 } from '../src/queue/index.ts';
 import {
   VideoDeleted,
@@ -44,7 +45,11 @@ const PROGRESS_EVERY_MS = 50;
  */
 class StageClock {
   readonly times = Object.fromEntries(INGEST_STAGES.map((s) => [s, 0])) as Record<IngestStage, number>;
-  #t = performance.now();
+  /** When each stage ran, seconds from the job's start: the stage's own time, or its reported work (extract, encode). */
+  readonly #spans: Partial<Record<IngestStage, StageSpan>> = {};
+  readonly #work: Partial<Record<IngestStage, StageSpan>> = {};
+  readonly #t0 = performance.now();
+  #t = this.#t0;
   #stage: IngestStage = 'probe';
   /** Predicted seconds per stage, once the duration is known. */
   #plan: StageSeconds | null = null;
@@ -102,9 +107,24 @@ class StageClock {
     return { stage: this.#stage, percent: Math.min(99, Math.floor((100 * done) / total)), etaS };
   }
 
+  /** A stage's work starts or ends (extraction's ffmpeg, the towers); its span runs from the first start to the last end. */
+  readonly work = (stage: IngestStage, edge: 'start' | 'end'): void => {
+    const t = this.#since(performance.now());
+    const span = this.#work[stage];
+    if (!span) this.#work[stage] = { startS: t, endS: t };
+    else if (edge === 'end') span.endS = t;
+  };
+
+  #since(t: number): number {
+    return Math.round(t - this.#t0) / 1000;
+  }
+
   #lap(): void {
     const now = performance.now();
     this.times[this.#stage] += (now - this.#t) / 1000;
+    const span = this.#spans[this.#stage];
+    if (span) span.endS = this.#since(now);
+    else this.#spans[this.#stage] = { startS: this.#since(this.#t), endS: this.#since(now) };
     this.#t = now;
   }
 
@@ -112,6 +132,11 @@ class StageClock {
     this.#lap();
     await this.#reports;
     return this.times;
+  }
+
+  /** Every stage's span: its reported work where it reported any, else the time the job spent in it. */
+  spans(): Partial<Record<IngestStage, StageSpan>> {
+    return { ...this.#spans, ...this.#work };
   }
 }
 
@@ -195,7 +220,7 @@ async function observe(deps: IngestDeps, encoded: Encoded, fused: Fused): Promis
 async function runIngest(deps: IngestDeps, job: Job<IngestData>, signal: AbortSignal): Promise<IngestResult> {
   const { videoId } = job.data;
   const clock = new StageClock(job, signal, (stage) => deps.onStage?.(stage, videoId));
-  const ctx: IngestContext = { deps, data: job.data, signal, progress: clock.within };
+  const ctx: IngestContext = { deps, data: job.data, signal, progress: clock.within, work: clock.work };
   const eta = deps.eta ?? new EtaModel(undefined, '');
   try {
     await clock.enter('probe');
@@ -203,8 +228,14 @@ async function runIngest(deps: IngestDeps, job: Job<IngestData>, signal: AbortSi
     clock.plan(await eta.predict(info.durationS));
     await clock.enter('extract');
     const media = await extractStage(ctx, info);
-    await clock.enter('encode');
-    const encoded = await encodeStage(ctx, media);
+    let encoded: Encoded;
+    try {
+      await clock.enter('encode');
+      encoded = await encodeStage(ctx, media);
+    } catch (err) {
+      await media.stop(); // the towers (and the audio's ffmpeg) may still be at work on the last batch
+      throw err;
+    }
     await clock.enter('fuse');
     const fused = fuseStage(ctx, media, encoded);
     await observe(deps, encoded, fused);
@@ -216,7 +247,8 @@ async function runIngest(deps: IngestDeps, job: Job<IngestData>, signal: AbortSi
     await eta.learn(info.durationS, stages).catch((err: unknown) => deps.log.warn({ err, videoId }, 'learning the ETA failed'));
     await job.updateProgress({ stage: 'cleanup', percent: 100, etaS: 0 } satisfies JobProgress);
     await notify(deps, 'video.ready', { videoId, jobId: job.id, modalities: fused.item.modalities, durationS: info.durationS });
-    return { videoId, segments: media.segments.length, modalities: fused.item.modalities, durationS: info.durationS, stages };
+    const spans = clock.spans();
+    return { videoId, segments: media.segments.length, modalities: fused.item.modalities, durationS: info.durationS, stages, spans };
   } catch (err) {
     // A stage can also fail because the DELETE pulled the upload from under ffmpeg: that is a deletion too.
     const gone = err instanceof VideoDeleted || !(await deps.catalog.get(videoId).catch(() => 'unknown'));

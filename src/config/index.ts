@@ -56,7 +56,7 @@ export interface Config {
     refreshMs: number;
     /** @defaultValue 'auto' = cuda when its files are installed, else cpu (MONTAGE_EXECUTION_PROVIDER) */
     provider: 'auto' | 'cpu' | 'cuda' | 'webgpu';
-    /** @defaultValue 0 = let ONNX Runtime choose (MONTAGE_INTRA_OP_THREADS) */
+    /** @defaultValue 0 = one per core but one, left to ffmpeg (MONTAGE_INTRA_OP_THREADS) */
     intraOpThreads: number;
     /**
      * Tower encoding: 'int8' runs the generation's `variants.int8` graphs (float32 for any tower it lacks).

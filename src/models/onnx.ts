@@ -5,6 +5,7 @@
  * slow encoder is better than a worker that cannot start.
  */
 import { existsSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
 import { createRequire } from 'node:module';
 import * as ort from 'onnxruntime-node';
@@ -20,7 +21,7 @@ export interface RuntimeOptions {
    * @defaultValue 'auto'
    */
   provider?: Provider;
-  /** Threads inside one operator; 0 lets ONNX Runtime choose (one per physical core). @defaultValue 0 */
+  /** Threads inside one operator; 0 = one per core but one (the core ffmpeg decodes on). @defaultValue 0 */
   intraOpThreads?: number;
   /** Threads across independent operators (only used by parallel execution). @defaultValue 0 */
   interOpThreads?: number;
@@ -64,13 +65,24 @@ export function supportedBackends(): { name: string; bundled: boolean }[] {
   return ort.listSupportedBackends().map((b) => ({ name: b.name, bundled: b.bundled }));
 }
 
+/**
+ * Threads per session: `0` means one per core but one, left to ffmpeg, which decodes beside the towers during an
+ * ingest (on 2 cores, two ORT threads beside ffmpeg's made the overlapped ingest slower than one).
+ */
+export function intraOpThreads(configured: number): number {
+  return configured > 0 ? configured : Math.max(1, availableParallelism() - 1);
+}
+
 function sessionOptions(provider: string, opts: RuntimeOptions): ort.InferenceSession.SessionOptions {
   return {
     executionProviders: [provider],
     graphOptimizationLevel: 'all',
-    intraOpNumThreads: opts.intraOpThreads ?? 0,
+    intraOpNumThreads: intraOpThreads(opts.intraOpThreads ?? 0),
     interOpNumThreads: opts.interOpThreads ?? 0,
     logSeverityLevel: 3, // errors only: failures also reach our log through the exception
+    // Idle pool threads sleep instead of spinning: the ingest runs the towers beside ffmpeg on the same cores, and
+    // a spinning thread burnt a core's worth of ffmpeg's time between two batches.
+    extra: { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } },
   };
 }
 

@@ -29,8 +29,19 @@ export interface IngestResult {
   durationS: number;
   /** Wall seconds per stage. */
   stages: Record<IngestStage, number>;
+  /**
+   * When each stage's work ran, seconds from the job's start. Extract is ffmpeg decoding the frames and encode the
+   * towers at work, which starts on the first segments while ffmpeg still decodes the rest; absent on older jobs.
+   */
+  spans?: Partial<Record<IngestStage, StageSpan>>;
   /** Set when the video was deleted while the job ran: the job stopped and wrote nothing that stays. */
   skipped?: 'deleted';
+}
+
+/** Seconds from the start of an ingest job. */
+export interface StageSpan {
+  startS: number;
+  endS: number;
 }
 
 /** Progress an ingest job reports as it enters each stage. */

@@ -57,7 +57,15 @@ test('upload → job done → item with named vectors, payload and modalities; s
   assert.equal(final.state, 'completed', JSON.stringify(final) + worker.log().slice(-3000));
   assert.equal(final.progress, 100);
   assert.ok(stages.size >= 1, 'progress reported stages');
-  for (const s of ['probe', 'extract', 'encode', 'fuse', 'upsert', 'cleanup']) assert.equal(typeof final.stageSeconds[s], 'number', s);
+  for (const s of ['probe', 'extract', 'encode', 'fuse', 'upsert', 'cleanup']) {
+    assert.equal(typeof final.stageSeconds[s], 'number', s);
+    const span = final.stageSpans[s] as { startS: number; endS: number };
+    assert.ok(span && span.startS >= 0 && span.endS >= span.startS, `span of ${s}: ${JSON.stringify(span)}`);
+  }
+  // The towers start before the last frame is decoded is shown on a longer clip (test/integration/ingest-overlap);
+  // here, that the first tower call comes after ffmpeg started and the last one no earlier than its end.
+  assert.ok(final.stageSpans.encode.startS >= final.stageSpans.extract.startS, JSON.stringify(final.stageSpans));
+  assert.ok(final.stageSpans.encode.endS >= final.stageSpans.extract.endS, JSON.stringify(final.stageSpans));
 
   const video = (await (await fetch(`${base}/v1/videos/${accepted.videoId}`)).json()) as Record<string, any>;
   assert.equal(video.status, 'ready');

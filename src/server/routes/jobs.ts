@@ -31,6 +31,7 @@ export function jobRoutes(deps: AppDeps) {
           createdAt: new Date(job.createdAt).toISOString(),
           ...(job.finishedAt ? { finishedAt: new Date(job.finishedAt).toISOString() } : {}),
           ...(result?.stages ? { stageSeconds: result.stages } : {}),
+          ...(result?.spans ? { stageSpans: result.spans } : {}),
           ...(error ? { error: { code: error.code, message: publicMessage(error.message) } } : {}),
         };
       },
