@@ -42,6 +42,8 @@ const { values: args } = parseArgs({
     concurrency: { type: 'string', default: '4' },
     warmup: { type: 'string', default: '30' },
     out: { type: 'string', default: 'bench/results/search.json' },
+    /** Only build (or find) the stores of the given sizes, measure nothing. */
+    'build-only': { type: 'boolean', default: false },
   },
 });
 
@@ -247,6 +249,10 @@ async function main(): Promise<void> {
   const nq = Number(args.queries);
   const queries = Array.from({ length: nq }, (_, i) => new Synth(spec).vector(i, new Float32Array(spec.dim), 1));
   await mkdir(ROOT, { recursive: true });
+  if (args['build-only']) {
+    for (const n of sizes) await buildStore(n, spec);
+    return;
+  }
   const loadStart = loadavg().map(round);
   const runs: Run[] = [];
   try {
