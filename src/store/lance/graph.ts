@@ -237,7 +237,8 @@ export class ItemGraph {
 
   /**
    * Applies the rows written since the last fragment seen (at most `maxRows`, else false and nothing applied), then
-   * checks the count: fewer rows in the table than in the replica means deletes, found by reading every id.
+   * checks the count: fewer rows in the table than in the replica means deletes, found by reading every id (only
+   * when `maxRows` is unbounded, i.e. in the background; inline it returns false).
    */
   async #catchUp(maxRows: number): Promise<boolean> {
     const t = this.#table!;
@@ -250,7 +251,11 @@ export class ItemGraph {
     const rows = await (Number.isFinite(maxRows) ? delta.limit(maxRows + 1) : delta).toArray();
     if (rows.length > maxRows) return false;
     await this.#apply(rows, 1);
-    if ((await t.countRows()) !== this.#byId.size) await this.#reconcile();
+    if ((await t.countRows()) !== this.#byId.size) {
+      // Deletes: reading every id takes seconds at 1M, so not inline before a search.
+      if (Number.isFinite(maxRows)) return false;
+      await this.#reconcile();
+    }
     this.#synced = version;
     return true;
   }
