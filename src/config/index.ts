@@ -274,7 +274,7 @@ export interface StoreConfig {
      * @defaultValue true (MONTAGE_STORE_GRAPH)
      */
     graph: boolean;
-    /** The graph search's ef: candidates explored per query; more is slower and finds more. @defaultValue 64 (MONTAGE_STORE_GRAPH_EF) */
+    /** The graph search's ef: candidates explored per query; more is slower and finds more. At 300k items ef 64 gave recall@10 0.967, 160 gave 0.988 (~0.1 ms more); a larger catalogue needs more. @defaultValue 256 (MONTAGE_STORE_GRAPH_EF) */
     graphEf: number;
   };
 }
@@ -429,7 +429,7 @@ export function loadConfig(env: Env = process.env): Config {
         dataDir: path.resolve(env.MONTAGE_STORE_DIR || path.join(dataDir, 'store')),
         readConsistencyS: num(env, 'MONTAGE_STORE_READ_CONSISTENCY_S', 1, 0),
         graph: bool(env, 'MONTAGE_STORE_GRAPH', true),
-        graphEf: int(env, 'MONTAGE_STORE_GRAPH_EF', 64, 10, 4096),
+        graphEf: int(env, 'MONTAGE_STORE_GRAPH_EF', 256, 10, 4096),
       },
     },
     models: {

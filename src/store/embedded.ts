@@ -113,7 +113,7 @@ export interface EmbeddedStoreOptions {
    * @defaultValue true
    */
   graph?: boolean;
-  /** The graph search's ef (candidates explored). Set by the config (MONTAGE_STORE_GRAPH_EF). @defaultValue 64 */
+  /** The graph search's ef (candidates explored). Set by the config (MONTAGE_STORE_GRAPH_EF). @defaultValue 256 */
   graphEf?: number;
   /** Where background index failures are reported. @defaultValue console */
   log?: { warn: (obj: object, msg: string) => void };
@@ -156,7 +156,7 @@ export class EmbeddedStore implements VectorStore {
       maxSmallFragments: 64,
       keepVersionsS: 600,
       graph: true,
-      graphEf: 64,
+      graphEf: 256,
       ...rest,
     };
     this.#graph = new ItemGraph({
