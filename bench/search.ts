@@ -72,6 +72,8 @@ interface Run {
   index_s?: number;
   /** Seconds to build the in-memory graph (ensureIndexes on the loaded store). */
   graph_s?: number;
+  /** The server's graph ef (MONTAGE_STORE_GRAPH_EF or its default). */
+  graph_ef?: number;
 }
 
 /** The filter that lets `share` of the synthetic items through: durationS = 5 + i % 600 (synthPayload). */
@@ -259,6 +261,7 @@ async function measure(n: number, spec: SynthSpec, gen: { dir: string }, queries
     return out;
   });
   const load = round(loadavg()[0]!);
+  const graphEf = loadConfig({ ...process.env, MONTAGE_GENERATION_DIR: gen.dir }).store.embedded.graphEf;
   const runs: Run[] = [];
   shares.forEach((share, k) => {
     const ek = e[k]!;
@@ -280,6 +283,7 @@ async function measure(n: number, spec: SynthSpec, gen: { dir: string }, queries
         load_s: round(built.load_s),
         index_s: round(built.index_s),
         ...(built.graph_s !== undefined ? { graph_s: round(built.graph_s) } : {}),
+        graph_ef: graphEf,
       },
       {
         store: 'exact',
