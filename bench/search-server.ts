@@ -33,7 +33,7 @@ async function exact(n: number, spec: SynthSpec): Promise<{ app: FastifyInstance
   const matrix = new Synth(spec).block(0, n);
   const app = Fastify({ ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array' } } });
   for (const s of loadApiSchemas()) app.addSchema(s);
-  app.post<{ Body: { vector: number[]; limit?: number } }>(
+  app.post<{ Body: { vector: number[]; limit?: number; filter?: { durationS?: { max?: number } } } }>(
     '/v1/search',
     {
       schema: { body: { $ref: 'SearchRequest#' }, response: { 200: { $ref: 'SearchResponse#' } } },
@@ -42,7 +42,10 @@ async function exact(n: number, spec: SynthSpec): Promise<{ app: FastifyInstance
       // Same normalisation as the service's vector query (src/search/service.ts).
       const v = Float32Array.from(req.body.vector);
       const q = unit(v) ?? v;
-      const hits = exactTopK(matrix, spec.dim, q, req.body.limit ?? 10);
+      // The bench's filters bound durationS only (bench/search.ts durationBound).
+      const max = req.body.filter?.durationS?.max;
+      const accept = max === undefined ? undefined : (row: number) => synthPayload(row).durationS <= max;
+      const hits = exactTopK(matrix, spec.dim, q, req.body.limit ?? 10, accept);
       return { hits: hits.map((h) => toHit({ videoId: `v${h.index}`, score: h.score, payload: synthPayload(h.index) }, '')) };
     },
   );

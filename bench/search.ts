@@ -41,7 +41,11 @@ const { values: args } = parseArgs({
     'exact-queries': { type: 'string', default: '100' },
     concurrency: { type: 'string', default: '4' },
     warmup: { type: 'string', default: '30' },
+    /** Shares of the catalogue the filter lets through (0 = no filter): durationS ≤ a bound, spread over all clusters. */
+    selectivities: { type: 'string', default: '0,0.01,0.1,0.5' },
     out: { type: 'string', default: 'bench/results/search.json' },
+    /** Only build (or find) the stores of the given sizes, measure nothing. */
+    'build-only': { type: 'boolean', default: false },
   },
 });
 
@@ -51,6 +55,8 @@ const BATCH = 25_000;
 interface Run {
   store: 'embedded' | 'exact';
   items: number;
+  /** Share of the items the query's filter lets through; 0 = no filter. */
+  filter_selectivity: number;
   p50_ms: number;
   p99_ms: number;
   qps: number;
@@ -60,14 +66,45 @@ interface Run {
   queries: number;
   /** 1-minute load average of the machine when the run ended (2 cores: above 2 means queueing). */
   load_avg: number;
+  /** Resident memory of the server process after the queries, MB. */
+  rss_mb: number;
   load_s?: number;
   index_s?: number;
+  /** Seconds to build the in-memory graph (ensureIndexes on the loaded store). */
+  graph_s?: number;
+  /** The server's graph ef (MONTAGE_STORE_GRAPH_EF or its default). */
+  graph_ef?: number;
 }
 
-async function buildStore(n: number, spec: SynthSpec): Promise<{ dir: string; load_s: number; index_s: number }> {
+/** The filter that lets `share` of the synthetic items through: durationS = 5 + i % 600 (synthPayload). */
+function durationBound(share: number): number {
+  return 5 + Math.round(600 * share) - 1;
+}
+
+interface Built {
+  dir: string;
+  load_s: number;
+  index_s: number;
+  graph_s?: number;
+}
+
+async function buildStore(n: number, spec: SynthSpec): Promise<Built> {
   const dir = join(ROOT, `n${n}-d${spec.dim}-c${spec.clusters}-s${spec.seed}`);
   const metaPath = join(dir, 'bench-meta.json');
-  if (existsSync(metaPath)) return { dir, ...(JSON.parse(await readFile(metaPath, 'utf8')) as { load_s: number; index_s: number }) };
+  if (existsSync(metaPath)) {
+    const meta = JSON.parse(await readFile(metaPath, 'utf8')) as Built;
+    if (meta.graph_s !== undefined || !existsSync(dir)) return { ...meta, dir };
+    // A store built before the graph existed: build the graph on it (the writer's ensureIndexes does).
+    const store = new EmbeddedStore({ dataDir: dir, keepVersionsS: 0, readConsistencyS: 0, autoIndex: true });
+    await store.open({ name: 'bench', dim: spec.dim });
+    const t = performance.now();
+    await store.ensureIndexes();
+    const graph_s = (performance.now() - t) / 1000;
+    await store.close();
+    process.stderr.write(`  n=${n}: graph ${graph_s.toFixed(1)} s\n`);
+    await writeFile(metaPath, JSON.stringify({ load_s: meta.load_s, index_s: meta.index_s, graph_s }));
+    return { ...meta, dir, graph_s };
+  }
   await rm(dir, { recursive: true, force: true });
   const synth = new Synth(spec);
   // autoIndex on, as in service: indexes (btree on id included) are built once the table
@@ -126,11 +163,12 @@ async function startServer(argv: string[], env: Record<string, string> = {}): Pr
   return { url: `http://127.0.0.1:${port}/v1/search`, child };
 }
 
-async function query(url: string, q: Float32Array): Promise<string[]> {
+async function query(url: string, q: Float32Array, share = 0): Promise<string[]> {
+  const filter = share > 0 ? { filter: { durationS: { max: durationBound(share) } } } : {};
   const res = await fetch(url, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ vector: Array.from(q), limit: 10 }),
+    body: JSON.stringify({ vector: Array.from(q), limit: 10, ...filter }),
   });
   if (!res.ok) throw new Error(`search failed: ${res.status} ${await res.text()}`);
   return ((await res.json()) as { hits: Array<{ videoId: string }> }).hits.map((h) => h.videoId);
@@ -142,14 +180,15 @@ async function latencies(
   pid: number,
   qs: Float32Array[],
   warmup: number,
+  share: number,
 ): Promise<{ ms: number[]; ids: string[][]; cpu: number }> {
-  for (let i = 0; i < warmup; i++) await query(url, qs[i % qs.length]!);
+  for (let i = 0; i < warmup; i++) await query(url, qs[i % qs.length]!, share);
   const ms: number[] = [];
   const ids: string[][] = [];
   const cpu0 = cpuMs(pid);
   for (const q of qs) {
     const t = performance.now();
-    ids.push(await query(url, q));
+    ids.push(await query(url, q, share));
     ms.push(performance.now() - t);
   }
   return { ms, ids, cpu: cpuMs(pid) - cpu0 };
@@ -165,12 +204,18 @@ function cpuMs(pid: number): number {
   return ((Number(f[11]) + Number(f[12])) * 1000) / 100; // utime + stime, in clock ticks of 1/100 s
 }
 
-async function throughput(url: string, qs: Float32Array[], concurrency: number): Promise<number> {
+/** Resident memory of a process now, MB (/proc/<pid>/status VmRSS). */
+function rssMb(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Math.round(Number(m[1]) / 1024) : 0;
+}
+
+async function throughput(url: string, qs: Float32Array[], concurrency: number, share: number): Promise<number> {
   let next = 0;
   const t = performance.now();
   await Promise.all(
     Array.from({ length: concurrency }, async () => {
-      while (next < qs.length) await query(url, qs[next++]!);
+      while (next < qs.length) await query(url, qs[next++]!, share);
     }),
   );
   return qs.length / ((performance.now() - t) / 1000);
@@ -194,45 +239,68 @@ async function measure(n: number, spec: SynthSpec, gen: { dir: string }, queries
   const built = await buildStore(n, spec);
   const conc = Number(args.concurrency);
   const warm = Number(args.warmup);
+  const shares = args.selectivities!.split(',').map(Number);
   const env = { MONTAGE_STORE_DIR: resolve(built.dir), MONTAGE_GENERATION_DIR: gen.dir, MONTAGE_QUEUE_PREFIX: QUEUE_PREFIX };
+  type Measured = { ms: number[]; ids: string[][]; cpu: number; qps: number; rss: number };
   // One server at a time: the exact one holds the whole matrix (1 GB at 1M) on a shared machine.
   const e = await withServer(['real'], env, async (url, pid) => {
-    const lat = await latencies(url, pid, queries, warm);
-    return { ...lat, qps: await throughput(url, queries, conc) };
+    const out: Measured[] = [];
+    for (const share of shares) {
+      const lat = await latencies(url, pid, queries, warm, share);
+      out.push({ ...lat, qps: await throughput(url, queries, conc, share), rss: rssMb(pid) });
+    }
+    return out;
   });
   const xq = queries.slice(0, exactQueries);
   const x = await withServer(['exact', String(n), JSON.stringify(spec)], {}, async (url, pid) => {
-    const lat = await latencies(url, pid, xq, Math.min(warm, 5));
-    return { ...lat, qps: await throughput(url, xq.slice(0, Math.max(conc * 5, 20)), conc) };
+    const out: Measured[] = [];
+    for (const share of shares) {
+      const lat = await latencies(url, pid, xq, Math.min(warm, 5), share);
+      out.push({ ...lat, qps: await throughput(url, xq.slice(0, Math.max(conc * 5, 20)), conc, share), rss: rssMb(pid) });
+    }
+    return out;
   });
-  const recall = xq.reduce((s, _, i) => s + recallAt(e.ids[i]!, x.ids[i]!), 0) / xq.length;
   const load = round(loadavg()[0]!);
-  return [
-    {
-      store: 'embedded',
-      items: n,
-      p50_ms: pct(e.ms, 50),
-      p99_ms: pct(e.ms, 99),
-      qps: round(e.qps),
-      recall_at_10: round(recall * 1000) / 1000,
-      cpu_ms_per_query: round(e.cpu / queries.length),
-      queries: queries.length,
-      load_avg: load,
-      load_s: round(built.load_s),
-      index_s: round(built.index_s),
-    },
-    {
-      store: 'exact',
-      items: n,
-      p50_ms: pct(x.ms, 50),
-      p99_ms: pct(x.ms, 99),
-      qps: round(x.qps),
-      recall_at_10: 1,
-      cpu_ms_per_query: round(x.cpu / xq.length),
-      queries: xq.length,
-      load_avg: load,
-    },
-  ];
+  const graphEf = loadConfig({ ...process.env, MONTAGE_GENERATION_DIR: gen.dir }).store.embedded.graphEf;
+  const runs: Run[] = [];
+  shares.forEach((share, k) => {
+    const ek = e[k]!;
+    const xk = x[k]!;
+    const recall = xq.reduce((s, _, i) => s + recallAt(ek.ids[i]!, xk.ids[i]!), 0) / xq.length;
+    runs.push(
+      {
+        store: 'embedded',
+        items: n,
+        filter_selectivity: share,
+        p50_ms: pct(ek.ms, 50),
+        p99_ms: pct(ek.ms, 99),
+        qps: round(ek.qps),
+        recall_at_10: round(recall * 1000) / 1000,
+        cpu_ms_per_query: round(ek.cpu / queries.length),
+        queries: queries.length,
+        load_avg: load,
+        rss_mb: ek.rss,
+        load_s: round(built.load_s),
+        index_s: round(built.index_s),
+        ...(built.graph_s !== undefined ? { graph_s: round(built.graph_s) } : {}),
+        graph_ef: graphEf,
+      },
+      {
+        store: 'exact',
+        items: n,
+        filter_selectivity: share,
+        p50_ms: pct(xk.ms, 50),
+        p99_ms: pct(xk.ms, 99),
+        qps: round(xk.qps),
+        recall_at_10: 1,
+        cpu_ms_per_query: round(xk.cpu / xq.length),
+        queries: xq.length,
+        load_avg: load,
+        rss_mb: xk.rss,
+      },
+    );
+  });
+  return runs;
 }
 
 /** The runtime's queues touch a few keys under the bench's own prefix; remove them. */
@@ -247,12 +315,16 @@ async function main(): Promise<void> {
   const nq = Number(args.queries);
   const queries = Array.from({ length: nq }, (_, i) => new Synth(spec).vector(i, new Float32Array(spec.dim), 1));
   await mkdir(ROOT, { recursive: true });
+  if (args['build-only']) {
+    for (const n of sizes) await buildStore(n, spec);
+    return;
+  }
   const loadStart = loadavg().map(round);
   const runs: Run[] = [];
   try {
     for (const n of sizes) {
       runs.push(...(await measure(n, spec, gen, queries, Math.min(nq, Number(args['exact-queries'])))));
-      console.log(JSON.stringify(runs.slice(-2)));
+      console.log(JSON.stringify(runs.filter((r) => r.items === n)));
       await writeResults(spec, gen, runs, loadStart);
     }
   } finally {

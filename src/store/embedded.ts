@@ -49,6 +49,7 @@ import {
 } from './lance/rows.ts';
 import { filterSql, segmentFilterSql, sqlString } from './lance/sql.ts';
 import { LanceIndexes } from './lance/indexes.ts';
+import { ItemGraph, type GraphState } from './lance/graph.ts';
 import { SerialQueues, atomicWrite, guard, readJson, retryConflicts } from './lance/io.ts';
 import type {
   ItemFilter,
@@ -107,6 +108,14 @@ export interface EmbeddedStoreOptions {
    * @defaultValue 600
    */
   keepVersionsS?: number;
+  /**
+   * Keep an in-memory HNSW graph of the items' fused vectors beside the table (lance/graph.ts) and answer
+   * searches by `fused` from it once the table holds `indexThreshold` items. Set by the config (MONTAGE_STORE_GRAPH).
+   * @defaultValue true
+   */
+  graph?: boolean;
+  /** The graph search's ef (candidates explored). Set by the config (MONTAGE_STORE_GRAPH_EF). @defaultValue 256 */
+  graphEf?: number;
   /** Where background index failures are reported. @defaultValue console */
   log?: { warn: (obj: object, msg: string) => void };
 }
@@ -128,6 +137,7 @@ const VECTORS_OF: Record<Kind, readonly string[]> = { items: ITEM_VECTORS, segme
 export class EmbeddedStore implements VectorStore {
   readonly #opts: Required<Omit<EmbeddedStoreOptions, 'log'>>;
   readonly #indexes: LanceIndexes;
+  readonly #graph: ItemGraph;
   readonly #queues = new SerialQueues();
   #db: Connection | null = null;
   #gen: StoreGeneration | null = null;
@@ -146,13 +156,26 @@ export class EmbeddedStore implements VectorStore {
       maxNprobes: 400,
       maxSmallFragments: 64,
       keepVersionsS: 600,
+      graph: true,
+      graphEf: 256,
       ...rest,
     };
-    this.#indexes = new LanceIndexes({ ...this.#opts, log: log ?? console }, () =>
-      KINDS.map((kind) => {
-        const table = this.#table(kind, 'write');
-        return { table, vectors: VECTORS_OF[kind], serial: (doing, fn) => this.#serial(table, doing, fn) };
-      }),
+    this.#graph = new ItemGraph({
+      dataDir: this.#opts.dataDir,
+      enabled: this.#opts.graph,
+      efSearch: this.#opts.graphEf,
+      minRows: this.#opts.indexThreshold,
+      persist: this.#opts.autoIndex,
+      log: log ?? console,
+    });
+    this.#indexes = new LanceIndexes(
+      { ...this.#opts, log: log ?? console },
+      () =>
+        KINDS.map((kind) => {
+          const table = this.#table(kind, 'write');
+          return { table, vectors: VECTORS_OF[kind], serial: (doing, fn) => this.#serial(table, doing, fn) };
+        }),
+      [this.#graph],
     );
   }
 
@@ -279,10 +302,13 @@ export class EmbeddedStore implements VectorStore {
         await this.#serial(t, `deleting ${videoId} from ${t.name}`, () => retryConflicts(() => t.delete(where)));
       }
     }
+    this.#graph.forget(videoId, itemPointId(videoId));
   }
 
   async searchItems(req: SearchRequest): Promise<ItemHit[]> {
     checkQuery(req, ITEM_VECTORS, this.#readDim);
+    const fromGraph = await guard('searching the items graph', () => this.#graph.search(req));
+    if (fromGraph) return fromGraph;
     const where = [...(await this.#presenceSql('items', req.using)), ...filterSql(req.filter)];
     const cols = req.withVectors ? [...ITEM_COLUMNS, ...ITEM_VECTOR_COLUMNS] : ITEM_COLUMNS;
     const rows = await this.#search('items', req, where, cols);
@@ -329,8 +355,15 @@ export class EmbeddedStore implements VectorStore {
     await this.#indexes.ensure();
   }
 
+  /** The items graph's rows, vectors and the searches it answered (not in VectorStore: tests and benchmarks). */
+  async graphState(): Promise<GraphState> {
+    await this.#graph.idle();
+    return this.#graph.state();
+  }
+
   async close(): Promise<void> {
     await this.#indexes.idle();
+    await this.#graph.idle();
     await this.#queues.drain();
     for (const t of new Set([...Object.values(this.#write), ...Object.values(this.#read)])) t.close();
     this.#write = {};
@@ -434,6 +467,7 @@ export class EmbeddedStore implements VectorStore {
       this.#read[kind] = own && own.name === a.collection ? own : await this.#openOrCreate(a.collection, kind, a.dim);
     }
     this.#readDim = aliases.items!.dim;
+    this.#graph.bind(this.#read.items!, this.#readDim);
     for (const kind of ['items', 'segments'] as const) {
       const t = this.#read[kind]!;
       await guard(`prewarming the indexes of ${t.name}`, () => this.#indexes.prewarm(t));

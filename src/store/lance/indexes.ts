@@ -47,10 +47,16 @@ export class LanceIndexes {
   #background: Promise<void> | null = null;
   #rowsSinceCheck = 0;
 
-  /** @param tables the tables written to, looked up when upkeep runs (they change when the store reopens). */
-  constructor(opts: IndexOptions, tables: () => IndexedTable[]) {
+  readonly #beside: ReadonlyArray<{ ensure(): Promise<void> }>;
+
+  /**
+   * @param tables the tables written to, looked up when upkeep runs (they change when the store reopens).
+   * @param beside indexes kept beside the tables (the in-memory graph, graph.ts), brought up to date after them.
+   */
+  constructor(opts: IndexOptions, tables: () => IndexedTable[], beside: ReadonlyArray<{ ensure(): Promise<void> }> = []) {
     this.#opts = opts;
     this.#tables = tables;
+    this.#beside = beside;
   }
 
   /** After a write of `rows` rows: every CHECK_EVERY_ROWS rows, starts `ensure()` in the background (autoIndex). */
@@ -77,6 +83,7 @@ export class LanceIndexes {
         if (!compacted && fragmentStats.numSmallFragments > this.#opts.maxSmallFragments) await this.#optimize(t);
       });
     }
+    for (const b of this.#beside) await b.ensure();
   }
 
   /** Loads a table's vector indexes into memory now, so the first queries after boot do not pay for it. */
