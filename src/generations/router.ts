@@ -16,7 +16,7 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { AppError } from '../errors/index.ts';
 import type { Logger } from '../log.ts';
-import { loadEncoders, type LoadedEncoders } from '../models/index.ts';
+import { loadEncoders, type LoadedEncoders, type Precision } from '../models/index.ts';
 import type { FrameSegment, GenerationInfo, TowerName, UserHistory } from '../models/types.ts';
 import type { AdminStore } from '../store/index.ts';
 import type {
@@ -242,6 +242,9 @@ class RoutedEncoders implements LoadedEncoders {
   }
   provider(tower: TowerName): string | null {
     return this.#pick().provider(tower);
+  }
+  precision(tower: TowerName): Precision {
+    return this.#pick().precision(tower);
   }
   encodeImages(images: Uint8Array[]): Promise<Float32Array[]> {
     return this.#pick().encodeImages(images);
