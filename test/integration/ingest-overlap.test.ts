@@ -53,7 +53,11 @@ test('encoding starts before extraction ends, and the stored vectors equal the s
   );
   assert.ok(extract && encode, 'extract and encode spans');
   assert.ok(encode.startS < extract.endS, `the towers started (${encode.startS} s) before ffmpeg ended (${extract.endS} s)`);
-  assert.ok(encode.endS >= extract.endS, 'the last batch is encoded after the last frame is decoded');
+  // extract ends when ffmpeg exits, a few ms after its last frame: the towers may finish the last batch in between
+  assert.ok(
+    encode.endS >= extract.endS - 0.1,
+    `the towers worked until the last frames (${encode.endS} s; ffmpeg exited at ${extract.endS} s)`,
+  );
   for (const s of ['probe', 'fuse', 'upsert', 'cleanup']) assert.ok(job.stageSpans[s], `span of ${s}`);
 
   // The sequential path: all frames, the whole track, then the towers in full batches.
