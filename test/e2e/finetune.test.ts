@@ -29,8 +29,15 @@ const captions: string[] = [];
  */
 const TITLES = ['quokka', 'tardigrade', 'axolotl', 'narwhal', 'pangolin'];
 
+let gensDir: string;
+
 before(async () => {
-  svc = await startTestService({ workers: true });
+  // generations imported by the last test land in a temp folder, not in encoders/generations
+  gensDir = await mkdtemp(path.join(tmpdir(), 'montage-ft-gens-'));
+  svc = await startTestService({
+    workers: true,
+    env: { MONTAGE_GENERATIONS_DIR: gensDir, MONTAGE_GENERATION_REFRESH_MS: '200', MONTAGE_RECOMMEND_PERSONAL_AT: '2' },
+  });
   out = await mkdtemp(path.join(tmpdir(), 'montage-finetune-'));
   for (let i = 0; i < 5; i++) {
     const f = path.join(svc.config.dataDir, `c${i}.mp4`);
@@ -81,6 +88,7 @@ before(async () => {
 after(async () => {
   await svc?.close();
   if (out) await rm(out, { recursive: true, force: true });
+  if (gensDir) await rm(gensDir, { recursive: true, force: true });
 });
 
 async function montage(args: string[]): Promise<{ stdout: string; stderr: string }> {
@@ -203,4 +211,50 @@ test('the fine-tune starts from the served generation and exports a generation t
   } finally {
     await enc.close();
   }
+});
+
+/** A text search through the API: the generation that answered (body and header agree) and the ids, best first. */
+async function search(text: string): Promise<{ generation: string; ids: string[] }> {
+  const r = await svc.app.inject({ method: 'POST', url: '/v1/search', payload: { text, limit: 5 } });
+  assert.equal(r.statusCode, 200, r.body);
+  const body = r.json() as { generation: string; hits: Array<{ videoId: string }> };
+  assert.equal(r.headers['x-montage-generation'], body.generation);
+  return { generation: body.generation, ids: body.hits.map((h) => h.videoId) };
+}
+
+async function until(what: string, ok: () => Promise<boolean>, timeoutMs = 120_000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!(await ok())) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+// The whole loop of issue 14 on one deployment: the generation fine-tuned above from this deployment's own export is
+// imported, backfilled, switched to (search and recommendations answer from it, and it knows the catalogue's
+// titles), and rolled back. Runs after the fine-tune test (node:test runs a file's tests in order).
+test('the fine-tuned generation goes live: import, backfill, switch, rollback', async () => {
+  const folder = path.join(out, 'generations', 'ft-test');
+  const served = svc.rt.encoders.generation.name;
+  const cli = async (...args: string[]) => JSON.parse((await montage(['generation', ...args])).stdout) as Record<string, unknown>;
+  const imported = await cli('import', folder);
+  assert.equal(imported.ok, true, JSON.stringify(imported.problems));
+  assert.equal((await cli('backfill', 'ft-test', '--detach')).total, 5);
+  await until('the backfill', async () => Boolean((await svc.rt.generationState.backfill())?.finishedAt));
+  assert.equal((await search('quokka')).generation, served, 'the served generation answers until the switch');
+  const titlesFirst = async () => {
+    let n = 0;
+    for (let i = 0; i < TITLES.length; i++) if ((await search(TITLES[i]!)).ids[0] === ids[i]) n++;
+    return n;
+  };
+  const before = await titlesFirst();
+  assert.equal((await cli('switch', 'ft-test')).previous, served);
+  await until('search from ft-test', async () => (await search('quokka')).generation === 'ft-test', 10_000);
+  const after = await titlesFirst();
+  assert.ok(after > before, `titles that find their own clip first: ${before} of 5 served by ${served}, ${after} after the switch`);
+  const rec = await svc.app.inject('/v1/users/user-0/recommendations?limit=3');
+  assert.equal(rec.statusCode, 200, rec.body);
+  assert.equal((rec.json() as { generation: string }).generation, 'ft-test');
+  assert.equal((await cli('rollback')).served, served);
+  await until(`search from ${served}`, async () => (await search('quokka')).generation === served, 10_000);
 });
