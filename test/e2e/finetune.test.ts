@@ -240,7 +240,15 @@ test('the fine-tuned generation goes live: import, backfill, switch, rollback', 
   const imported = await cli('import', folder);
   assert.equal(imported.ok, true, JSON.stringify(imported.problems));
   assert.equal((await cli('backfill', 'ft-test', '--detach')).total, 5);
-  await until('the backfill', async () => Boolean((await svc.rt.generationState.backfill())?.finishedAt));
+  // search answers throughout the backfill, from the served generation only
+  let answered = 0;
+  await until('the backfill', async () => {
+    const done = Boolean((await svc.rt.generationState.backfill())?.finishedAt);
+    assert.equal((await search('quokka')).generation, served, 'search answers from the served generation during the backfill');
+    answered++;
+    return done;
+  });
+  assert.ok(answered >= 1);
   assert.equal((await search('quokka')).generation, served, 'the served generation answers until the switch');
   const titlesFirst = async () => {
     let n = 0;
