@@ -11,23 +11,23 @@
  *
  * `runLoad` is also what test/e2e/load.test.ts runs, shorter.
  */
-import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { readFile, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { loadavg } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs, promisify } from 'node:util';
+import { parseArgs } from 'node:util';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { testEnv, dropPrefix } from '../test/helpers/service.ts';
 import { multipart } from '../test/helpers/multipart.ts';
+import { lavfiClip } from '../test/helpers/clips.ts';
+import { freePort } from '../test/helpers/redis-server.ts';
 import { ROOT } from '../test/helpers/generation.ts';
 import { pct } from './lib/stats.ts';
 
-const run = promisify(execFile);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export interface LoadOptions {
@@ -94,41 +94,6 @@ export interface LoadResult {
   api_peak_rss_mb: number;
   worker_nice: number | null;
   load_average_before: number;
-}
-
-async function freePort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-  const { port } = srv.address() as { port: number };
-  await new Promise((r) => srv.close(r));
-  return port;
-}
-
-/** A distinct clip per upload (the tone's pitch differs, so the bytes and the video id do). */
-async function makeClip(file: string, seconds: number, i: number): Promise<void> {
-  await run('ffmpeg', [
-    '-v',
-    'error',
-    '-y',
-    '-f',
-    'lavfi',
-    '-i',
-    `testsrc2=size=320x240:rate=10:duration=${seconds}`,
-    '-f',
-    'lavfi',
-    '-i',
-    `sine=frequency=${200 + 7 * i}:sample_rate=16000:duration=${seconds}`,
-    '-c:v',
-    'libx264',
-    '-preset',
-    'ultrafast',
-    '-pix_fmt',
-    'yuv420p',
-    '-c:a',
-    'aac',
-    '-shortest',
-    file,
-  ]);
 }
 
 /** Peak resident memory of a process, MB (VmHWM). */
@@ -211,7 +176,8 @@ export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
   const clips: Buffer[] = [];
   for (let i = 0; i < uploadsPlanned; i++) {
     const f = path.join(dataDir, `load-${i}.mp4`);
-    await makeClip(f, opts.clipSeconds, i);
+    // a distinct clip per upload: the tone's pitch differs, so the bytes and the video id do
+    await lavfiClip(f, { seconds: opts.clipSeconds, size: '320x240', frequency: 200 + 7 * i });
     clips.push(await readFile(f));
     await rm(f);
   }

@@ -24,7 +24,7 @@ export async function corpusClip(out: string, args: string[] = []): Promise<Clip
 /** A clip from ffmpeg's own sources: testsrc2 picture, optional sine audio. */
 export async function lavfiClip(
   out: string,
-  opts: { seconds: number; size?: string; audio?: boolean; codec?: string; fps?: number } = { seconds: 2 },
+  opts: { seconds: number; size?: string; audio?: boolean; codec?: string; fps?: number; frequency?: number } = { seconds: 2 },
 ): Promise<void> {
   const args = [
     '-v',
@@ -35,7 +35,8 @@ export async function lavfiClip(
     '-i',
     `testsrc2=size=${opts.size ?? '160x120'}:rate=${opts.fps ?? 10}:duration=${opts.seconds}`,
   ];
-  if (opts.audio !== false) args.push('-f', 'lavfi', '-i', `sine=frequency=440:sample_rate=16000:duration=${opts.seconds}`);
+  if (opts.audio !== false)
+    args.push('-f', 'lavfi', '-i', `sine=frequency=${opts.frequency ?? 440}:sample_rate=16000:duration=${opts.seconds}`);
   args.push('-c:v', opts.codec ?? 'libx264', '-pix_fmt', 'yuv420p', ...(opts.audio !== false ? ['-c:a', 'aac'] : []), '-shortest', out);
   await run('ffmpeg', args);
 }
