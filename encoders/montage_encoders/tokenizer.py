@@ -42,15 +42,72 @@ def pre_tokenize(text: str) -> list[str]:
     return _PATTERN.findall(text.lower())
 
 
-class WordTokenizer:
+class _Tokenizer:
+    """What both tokenizers share: ids -> padded arrays, and the tokenizer.json / tokenizer_config.json files
+    (subclasses give `tokens` and the normaliser/pre-tokenizer/model parts of `to_json`)."""
+
+    vocab: dict[str, int]
+    max_length: int
+
+    def __len__(self) -> int:
+        return len(self.vocab)
+
+    def tokens(self, text: str) -> list[int]:
+        raise NotImplementedError
+
+    def to_json(self) -> dict:
+        raise NotImplementedError
+
+    def encode(self, text: str) -> tuple[list[int], list[int]]:
+        """(input_ids, attention_mask), truncated then right-padded to max_length."""
+        ids = self.tokens(text)[: self.max_length]
+        pad = self.max_length - len(ids)
+        return ids + [0] * pad, [1] * len(ids) + [0] * pad
+
+    def encode_batch(self, texts: list[str]):
+        import numpy as np
+
+        pairs = [self.encode(t) for t in texts]
+        return (np.array([p[0] for p in pairs], dtype=np.int64), np.array([p[1] for p in pairs], dtype=np.int64))
+
+    # ------------------------------------------------------------ files
+    def _json_header(self) -> dict:
+        special = [{"id": i, "content": t, "single_word": False, "lstrip": False, "rstrip": False,
+                    "normalized": False, "special": True} for t, i in ((PAD, 0), (UNK, 1))]
+        return {
+            "version": "1.0",
+            "truncation": {"direction": "Right", "max_length": self.max_length, "strategy": "LongestFirst", "stride": 0},
+            "padding": None,
+            "added_tokens": special,
+        }
+
+    def config_json(self) -> dict:
+        return {
+            "tokenizer_class": "PreTrainedTokenizerFast",
+            "model_max_length": self.max_length,
+            "pad_token": PAD,
+            "unk_token": UNK,
+            "padding_side": "right",
+            "truncation_side": "right",
+            "do_lower_case": True,
+            "clean_up_tokenization_spaces": False,
+        }
+
+    def save(self, folder: str) -> list[str]:
+        os.makedirs(folder, exist_ok=True)
+        with open(os.path.join(folder, "tokenizer.json"), "w") as f:
+            json.dump(self.to_json(), f, ensure_ascii=False, indent=1)
+        with open(os.path.join(folder, "tokenizer_config.json"), "w") as f:
+            json.dump(self.config_json(), f, indent=1)
+        return ["tokenizer.json", "tokenizer_config.json"]
+
+
+class WordTokenizer(_Tokenizer):
     def __init__(self, vocab: dict[str, int], max_length: int = 32):
         if vocab.get(PAD) != 0 or vocab.get(UNK) != 1:
             raise ValueError("vocabulary must map [PAD]=0 and [UNK]=1")
         self.vocab = dict(vocab)
         self.max_length = max_length
-
-    def __len__(self) -> int:
-        return len(self.vocab)
 
     # ------------------------------------------------------------ building
     @classmethod
@@ -80,53 +137,16 @@ class WordTokenizer:
     def tokens(self, text: str) -> list[int]:
         return [self.vocab.get(t, 1) for t in pre_tokenize(text)]
 
-    def encode(self, text: str) -> tuple[list[int], list[int]]:
-        """(input_ids, attention_mask), truncated then right-padded to max_length."""
-        ids = self.tokens(text)[: self.max_length]
-        pad = self.max_length - len(ids)
-        return ids + [0] * pad, [1] * len(ids) + [0] * pad
-
-    def encode_batch(self, texts: list[str]):
-        import numpy as np
-
-        pairs = [self.encode(t) for t in texts]
-        return (np.array([p[0] for p in pairs], dtype=np.int64), np.array([p[1] for p in pairs], dtype=np.int64))
-
     # ------------------------------------------------------------ files
     def to_json(self) -> dict:
-        special = [{"id": i, "content": t, "single_word": False, "lstrip": False, "rstrip": False,
-                    "normalized": False, "special": True} for t, i in ((PAD, 0), (UNK, 1))]
         return {
-            "version": "1.0",
-            "truncation": {"direction": "Right", "max_length": self.max_length, "strategy": "LongestFirst", "stride": 0},
-            "padding": None,
-            "added_tokens": special,
+            **self._json_header(),
             "normalizer": {"type": "Lowercase"},
             "pre_tokenizer": {"type": "Whitespace"},
             "post_processor": None,
             "decoder": None,
             "model": {"type": "WordLevel", "vocab": self.vocab, "unk_token": UNK},
         }
-
-    def config_json(self) -> dict:
-        return {
-            "tokenizer_class": "PreTrainedTokenizerFast",
-            "model_max_length": self.max_length,
-            "pad_token": PAD,
-            "unk_token": UNK,
-            "padding_side": "right",
-            "truncation_side": "right",
-            "do_lower_case": True,
-            "clean_up_tokenization_spaces": False,
-        }
-
-    def save(self, folder: str) -> list[str]:
-        os.makedirs(folder, exist_ok=True)
-        with open(os.path.join(folder, "tokenizer.json"), "w") as f:
-            json.dump(self.to_json(), f, ensure_ascii=False, indent=1)
-        with open(os.path.join(folder, "tokenizer_config.json"), "w") as f:
-            json.dump(self.config_json(), f, indent=1)
-        return ["tokenizer.json", "tokenizer_config.json"]
 
     @classmethod
     def load(cls, folder_or_file: str, max_length: int | None = None) -> "WordTokenizer":
@@ -214,7 +234,7 @@ def word_pieces(word: str, vocab: dict[str, int], max_chars: int = 100) -> list[
     return pieces
 
 
-class WordPieceTokenizer:
+class WordPieceTokenizer(_Tokenizer):
     """Whole words plus `##` pieces; ids 0 and 1 are [PAD] and [UNK]. No special tokens are added."""
 
     kind = "WordPiece"
@@ -227,9 +247,6 @@ class WordPieceTokenizer:
         self.vocab = dict(vocab)
         self.max_length = max_length
         self.max_chars = max_input_chars_per_word
-
-    def __len__(self) -> int:
-        return len(self.vocab)
 
     def id_to_token(self) -> list[str]:
         out = [""] * len(self.vocab)
@@ -254,27 +271,10 @@ class WordPieceTokenizer:
     def tokens(self, text: str) -> list[int]:
         return [self.vocab[t] for t in self.pieces(text)]
 
-    def encode(self, text: str) -> tuple[list[int], list[int]]:
-        """(input_ids, attention_mask), truncated then right-padded to max_length."""
-        ids = self.tokens(text)[: self.max_length]
-        pad = self.max_length - len(ids)
-        return ids + [0] * pad, [1] * len(ids) + [0] * pad
-
-    def encode_batch(self, texts: list[str]):
-        import numpy as np
-
-        pairs = [self.encode(t) for t in texts]
-        return (np.array([p[0] for p in pairs], dtype=np.int64), np.array([p[1] for p in pairs], dtype=np.int64))
-
     # ------------------------------------------------------------ files
     def to_json(self) -> dict:
-        special = [{"id": i, "content": t, "single_word": False, "lstrip": False, "rstrip": False,
-                    "normalized": False, "special": True} for t, i in ((PAD, 0), (UNK, 1))]
         return {
-            "version": "1.0",
-            "truncation": {"direction": "Right", "max_length": self.max_length, "strategy": "LongestFirst", "stride": 0},
-            "padding": None,
-            "added_tokens": special,
+            **self._json_header(),
             "normalizer": {"type": "BertNormalizer", "clean_text": True, "handle_chinese_chars": True,
                            "strip_accents": True, "lowercase": True},
             "pre_tokenizer": {"type": "BertPreTokenizer"},
@@ -283,12 +283,6 @@ class WordPieceTokenizer:
             "model": {"type": "WordPiece", "unk_token": UNK, "continuing_subword_prefix": CONTINUE,
                       "max_input_chars_per_word": self.max_chars, "vocab": self.vocab},
         }
-
-    def config_json(self) -> dict:
-        return WordTokenizer.config_json(self)  # type: ignore[arg-type]
-
-    def save(self, folder: str) -> list[str]:
-        return WordTokenizer.save(self, folder)  # type: ignore[arg-type]
 
 
 def load_tokenizer(folder_or_file: str, max_length: int | None = None):
