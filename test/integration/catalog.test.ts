@@ -1,18 +1,11 @@
 /** Video records on the real Redis (a fresh prefix, removed after). */
-import { test, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { Catalog, type VideoRecord } from '../../src/catalog/index.ts';
-import { dropPrefix } from '../helpers/service.ts';
+import { redisPrefix } from '../helpers/redis-prefix.ts';
 
-const url = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
-const prefix = `montage-test-${randomUUID().slice(0, 8)}`;
-const redis = new Redis(url);
-after(async () => {
-  await dropPrefix(url, prefix);
-  redis.disconnect();
-});
+const { redis, prefix } = redisPrefix();
 
 const rec = (videoId: string): VideoRecord => ({
   videoId,

@@ -1,32 +1,18 @@
 /** Embedding drift on the real Redis: the reference freezes after the first N items and drift follows the window. */
-import { test, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import { randomUUID } from 'node:crypto';
-import { Redis } from 'ioredis';
+import { readFile } from 'node:fs/promises';
 import { EmbeddingHealth } from '../../src/metrics/embedding.ts';
-import { dropPrefix } from '../helpers/service.ts';
+import { redisPrefix } from '../helpers/redis-prefix.ts';
 
-const url = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
-const prefix = `montage-test-${randomUUID().slice(0, 8)}`;
-const redis = new Redis(url);
-const dirs: string[] = [];
-
-after(async () => {
-  redis.disconnect();
-  await dropPrefix(url, prefix);
-  for (const d of dirs) await rm(d, { recursive: true, force: true });
-});
+const { redis, prefix, tempDir } = redisPrefix();
 
 const axis = (i: number, dim = 8) => Float32Array.from({ length: dim }, (_, j) => (j === i ? 1 : 0));
 
 test('the first N items make the reference, persisted beside the store; drift rises as the stored vectors move away', async () => {
-  const storeDir = await mkdtemp(path.join(tmpdir(), 'montage-emb-'));
-  const generationDir = await mkdtemp(path.join(tmpdir(), 'montage-gen-'));
-  dirs.push(storeDir, generationDir);
+  const storeDir = await tempDir('emb');
+  const generationDir = await tempDir('gen');
   const opts = { generation: 'g1', generationDir, storeDir, referenceItems: 3, window: 3 };
   const h = new EmbeddingHealth(redis, prefix, opts);
   assert.deepEqual(await h.drift(), [], 'no reference before N items');

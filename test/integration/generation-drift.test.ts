@@ -3,37 +3,24 @@
  * point along axis 1 is stale by its video drift; queries whose words are mostly unknown push the unknown share over
  * its threshold; new items per day count the ready videos uploaded since the manifest's created_at.
  */
-import { test, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { randomUUID } from 'node:crypto';
-import { Redis } from 'ioredis';
 import { EmbeddingHealth } from '../../src/metrics/embedding.ts';
 import { Catalog } from '../../src/catalog/index.ts';
 import { driftReport } from '../../src/generations/drift.ts';
 import type { LoadedEncoders } from '../../src/models/index.ts';
-import { dropPrefix } from '../helpers/service.ts';
+import { redisPrefix } from '../helpers/redis-prefix.ts';
 
-const url = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
-const prefix = `montage-test-${randomUUID().slice(0, 8)}`;
-const redis = new Redis(url);
-const dirs: string[] = [];
-
-after(async () => {
-  redis.disconnect();
-  await dropPrefix(url, prefix);
-  for (const d of dirs) await rm(d, { recursive: true, force: true });
-});
+const { redis, prefix, tempDir } = redisPrefix();
 
 const axis = (i: number, dim = 8) => Float32Array.from({ length: dim }, (_, j) => (j === i ? 1 : 0));
 const DAY = 86_400_000;
 
 test('drift, unknown query words and new items per day, judged against the thresholds', async () => {
-  const generationDir = await mkdtemp(path.join(tmpdir(), 'montage-gen-'));
-  const storeDir = await mkdtemp(path.join(tmpdir(), 'montage-emb-'));
-  dirs.push(generationDir, storeDir);
+  const generationDir = await tempDir('gen');
+  const storeDir = await tempDir('emb');
   await writeFile(
     path.join(generationDir, 'reference.json'),
     JSON.stringify({ generation: 'g1', createdAt: '', modalities: { video: { items: 10, mean: Array.from(axis(0)) } } }),
